@@ -1,0 +1,35 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# Both create .venv if it is missing and install into it; constraints.txt keeps torch
+# on the CPU build (torch==2.13.0) so no dependency can pull a CUDA build.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -c constraints.txt
+
+.PHONY: demo test bench clean
+
+$(VENV)/.core: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.core
+	$(PIP) -e '.[test]'
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.test
+	$(PIP) -e '.[test,bench]'
+	touch $@
+
+demo: $(VENV)/.core
+	$(VENV)/bin/equiscale demo
+
+test: $(VENV)/.test
+	$(PY) -m pytest -n 2 -q
+
+bench: $(VENV)/.bench
+	$(PY) benchmarks/spherical_harmonics.py
+
+clean:
+	rm -rf $(VENV)
