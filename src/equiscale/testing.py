@@ -37,7 +37,7 @@ __all__ = [
 
 
 def _standard_matrix(group: Any, g: torch.Tensor) -> torch.Tensor:
-    return group.standard_representation(g).to(torch.float64)
+    return group.standard_representation()(g).to(torch.float64)
 
 
 @dataclass(frozen=True)
