@@ -6,6 +6,7 @@ Errors a user can fix (bad options, bad files) print one line and exit with stat
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Sequence
 
@@ -29,12 +30,31 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+# Modules whose ``register(verbs)`` adds a task under each verb, e.g. ``equiscale data fluid``.
+# ``verbs`` maps "data", "train" and "evaluate" to argparse sub-parser collections. Keep these
+# modules light: they import their heavy code inside the command functions.
+APPLICATION_COMMANDS: list[str] = []
+
+VERBS = {
+    "data": "generate reference data",
+    "train": "train a model",
+    "evaluate": "evaluate a trained model",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equiscale", description="Symmetry-aware deep learning for science.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     _add_demo(subparsers)
+    verbs = {}
+    for verb, help_text in VERBS.items():
+        verb_parser = subparsers.add_parser(verb, help=help_text, description=help_text)
+        verbs[verb] = verb_parser.add_subparsers(dest="task", metavar="TASK")
+        verbs[verb].required = True
+    for module in APPLICATION_COMMANDS:
+        importlib.import_module(module).register(verbs)
     return parser
 
 
