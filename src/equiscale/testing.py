@@ -158,11 +158,12 @@ def as_action(spec: Any) -> Any:
 
 
 def _as_tuple(value: Any) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    # exact types: an Irreps is a tuple subclass but describes one action, not several
+    return tuple(value) if type(value) in (tuple, list) else (value,)
 
 
 def _actions(specs: Any, count: int, what: str) -> list:
-    specs = list(specs) if isinstance(specs, (tuple, list)) else [specs]
+    specs = list(_as_tuple(specs))
     if len(specs) != count:
         raise ValueError(f"{what}: got {len(specs)} actions for {count} tensors")
     return [as_action(s) for s in specs]
