@@ -1,0 +1,14 @@
+"""The SO(3)/O(3) toolkit: a drop-in for the core of ``e3nn.o3`` (e3nn 0.6 conventions).
+
+``from equiscale import o3`` in e3nn code gives the same names, signatures and numbers.
+Beyond e3nn: float64 inputs give float64-accurate results without touching torch's default
+dtype, spherical harmonics exist for any degree, and no function changes global state.
+"""
+from equiscale.o3._rotation import *  # noqa: F401,F403  (names listed in _rotation.__all__)
+from equiscale.o3._wigner import *  # noqa: F401,F403  (names listed in _wigner.__all__)
+from equiscale.o3._irreps import Irrep, Irreps
+from equiscale.o3 import _rotation as _rotation_module, _wigner as _wigner_module
+from equiscale.o3._spherical_harmonics import SphericalHarmonics, spherical_harmonics
+
+__all__ = [*_rotation_module.__all__, *_wigner_module.__all__, "Irrep", "Irreps",
+           "SphericalHarmonics", "spherical_harmonics"]
