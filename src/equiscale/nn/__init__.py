@@ -1,0 +1,39 @@
+"""Equivariant layers: ``nn.points`` for point clouds and graphs (``nn.grids`` for fields on grids).
+
+The names of each subpackage are re-exported here explicitly, one import line per subpackage.
+"""
+from equiscale.nn.points import (
+    Activation,
+    BesselBasis,
+    CosineCutoff,
+    GatherTensorProductScatter,
+    Gate,
+    GaussianBasis,
+    MessagePassing,
+    NormActivation,
+    PolynomialCutoff,
+    RadialMLP,
+    normalize2mom,
+    radius_graph,
+    scatter_mean,
+    scatter_sum,
+    uvu_instructions,
+)
+
+__all__ = [
+    "Activation",
+    "BesselBasis",
+    "CosineCutoff",
+    "GatherTensorProductScatter",
+    "Gate",
+    "GaussianBasis",
+    "MessagePassing",
+    "NormActivation",
+    "PolynomialCutoff",
+    "RadialMLP",
+    "normalize2mom",
+    "radius_graph",
+    "scatter_mean",
+    "scatter_sum",
+    "uvu_instructions",
+]

@@ -1,0 +1,35 @@
+"""Equivariant layers for point clouds and graphs of points.
+
+Radial bases and cutoffs expand interatomic distances; ``scatter_sum``/``scatter_mean`` and
+``radius_graph`` handle graphs in plain torch; ``Gate`` and ``NormActivation`` are e3nn-compatible
+nonlinearities; ``MessagePassing`` is the TFN/NequIP convolution (gather -> tensor product with
+spherical harmonics -> scatter -> Linear).
+"""
+from equiscale.nn.points.activation import Activation, normalize2mom
+from equiscale.nn.points.cutoff import CosineCutoff, PolynomialCutoff
+from equiscale.nn.points.fused import GatherTensorProductScatter
+from equiscale.nn.points.gate import Gate
+from equiscale.nn.points.graph import radius_graph
+from equiscale.nn.points.message_passing import MessagePassing, uvu_instructions
+from equiscale.nn.points.mlp import RadialMLP
+from equiscale.nn.points.norm_activation import NormActivation
+from equiscale.nn.points.radial import BesselBasis, GaussianBasis
+from equiscale.nn.points.scatter import scatter_mean, scatter_sum
+
+__all__ = [
+    "Activation",
+    "BesselBasis",
+    "CosineCutoff",
+    "GatherTensorProductScatter",
+    "Gate",
+    "GaussianBasis",
+    "MessagePassing",
+    "NormActivation",
+    "PolynomialCutoff",
+    "RadialMLP",
+    "normalize2mom",
+    "radius_graph",
+    "scatter_mean",
+    "scatter_sum",
+    "uvu_instructions",
+]
