@@ -149,8 +149,9 @@ class Irrep(tuple):
     def __add__(self, other) -> "Irreps":
         return Irreps(self) + Irreps(other)
 
-    # tuple behaviours that make no sense for an irrep raise, as in e3nn
-    count = index = __contains__ = __len__ = _not_implemented
+    # tuple behaviours that make no sense for an irrep raise, as in e3nn. ``len`` is left to
+    # the tuple (2): torch.compile's guards call it, and e3nn's raising __len__ breaks them.
+    count = index = __contains__ = _not_implemented
 
     # ----------------------------------------------------------------- matrices
     def D_from_matrix(self, R: torch.Tensor) -> torch.Tensor:
