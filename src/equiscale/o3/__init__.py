@@ -9,6 +9,11 @@ from equiscale.o3._wigner import *  # noqa: F401,F403  (names listed in _wigner.
 from equiscale.o3._irreps import Irrep, Irreps
 from equiscale.o3 import _rotation as _rotation_module, _wigner as _wigner_module
 from equiscale.o3._spherical_harmonics import SphericalHarmonics, spherical_harmonics
+from equiscale.o3._tensor_product import Instruction, TensorProduct
+from equiscale.o3._tp_sub import ElementwiseTensorProduct, FullTensorProduct, FullyConnectedTensorProduct, TensorSquare
+from equiscale.o3._linear import Linear
 
 __all__ = [*_rotation_module.__all__, *_wigner_module.__all__, "Irrep", "Irreps",
-           "SphericalHarmonics", "spherical_harmonics"]
+           "SphericalHarmonics", "spherical_harmonics", "Instruction", "TensorProduct",
+           "FullyConnectedTensorProduct", "ElementwiseTensorProduct", "FullTensorProduct",
+           "TensorSquare", "Linear"]
