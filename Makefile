@@ -11,7 +11,7 @@ PIP := $(PY) -m pip install -c constraints.txt
 $(VENV)/.core: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e .
+	$(PIP) -e '.[atoms,plot]'
 	touch $@
 
 $(VENV)/.test: $(VENV)/.core
@@ -26,7 +26,8 @@ demo: $(VENV)/.core
 	$(VENV)/bin/equiscale demo
 
 test: $(VENV)/.test
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q -m "not slow and not serial"
+	$(PY) -m pytest -q -m "serial and not slow"
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/spherical_harmonics.py

@@ -33,7 +33,7 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
 # Modules whose ``register(verbs)`` adds a task under each verb, e.g. ``equiscale data fluid``.
 # ``verbs`` maps "data", "train" and "evaluate" to argparse sub-parser collections. Keep these
 # modules light: they import their heavy code inside the command functions.
-APPLICATION_COMMANDS: list[str] = []
+APPLICATION_COMMANDS: list[str] = ["equiscale.continuum.commands", "equiscale.atomistic.commands"]
 
 VERBS = {
     "data": "generate reference data",

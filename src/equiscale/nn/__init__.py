@@ -19,6 +19,16 @@ from equiscale.nn.points import (
     scatter_sum,
     uvu_instructions,
 )
+from equiscale.nn.grids import (
+    GroupAvgPool2d,
+    GroupBatchNorm2d,
+    GroupConv2d,
+    GroupMaxPool2d,
+    GroupNorm2d,
+    GroupPool,
+    GroupUpsample,
+    LiftingConv2d,
+)
 
 __all__ = [
     "Activation",
@@ -36,4 +46,12 @@ __all__ = [
     "scatter_mean",
     "scatter_sum",
     "uvu_instructions",
+    "GroupAvgPool2d",
+    "GroupBatchNorm2d",
+    "GroupConv2d",
+    "GroupMaxPool2d",
+    "GroupNorm2d",
+    "GroupPool",
+    "GroupUpsample",
+    "LiftingConv2d",
 ]

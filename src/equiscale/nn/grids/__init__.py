@@ -1,0 +1,26 @@
+"""Group-equivariant layers on 2D grids (C(n), D(n)): features ``(batch, channels, |G|, H, W)``.
+
+``LiftingConv2d``  ``(B, C_in, H, W)`` -> ``(B, C_out, |G|, H, W)``
+``GroupConv2d``    ``(B, C_in, |G|, H, W)`` -> ``(B, C_out, |G|, H, W)``
+``GroupPool``      pools the group axis -> ``(B, C, H, W)`` (max, mean, or a 1-d character)
+``GroupBatchNorm2d``, ``GroupNorm2d``            statistics shared across the group axis
+``GroupMaxPool2d``, ``GroupAvgPool2d``, ``GroupUpsample``   spatial pooling and upsampling
+
+A group element ``a`` acts on features by ``F[:, :, h](p) -> F[:, :, a^-1 h](a^-1 p)``, i.e.
+``equiscale.testing.GridField(group.regular_representation(), axis=-3)``. C(n) and D(n) with n in
+{1, 2, 4} are exact on the square grid; other n rotate the kernels through a steerable basis.
+"""
+from equiscale.nn.grids.conv import GroupConv2d, LiftingConv2d
+from equiscale.nn.grids.norm import GroupBatchNorm2d, GroupNorm2d
+from equiscale.nn.grids.pooling import GroupAvgPool2d, GroupMaxPool2d, GroupPool, GroupUpsample
+
+__all__ = [
+    "LiftingConv2d",
+    "GroupConv2d",
+    "GroupPool",
+    "GroupBatchNorm2d",
+    "GroupNorm2d",
+    "GroupMaxPool2d",
+    "GroupAvgPool2d",
+    "GroupUpsample",
+]
