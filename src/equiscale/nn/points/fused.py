@@ -130,6 +130,8 @@ class GatherTensorProductScatter(nn.Module):
             gathered = x_block.index_select(0, source)  # (E, d1, mul)
             if d1 == 1:
                 products = coupling * gathered  # (E, rows, mul)
+            elif rows == 1:  # scalar outputs only: E tiny (1 x d1) @ (d1 x mul) products are slow as bmm
+                products = (coupling.transpose(1, 2) * gathered).sum(1, keepdim=True)
             else:
                 products = torch.bmm(coupling, gathered)  # (E, rows, mul)
             for part, (count, d3), r in zip(products.split([c * d for c, d in groups], dim=1), groups, block_runs):
