@@ -86,9 +86,19 @@ def _take_w(plan: FastPlan, w_ext: torch.Tensor, index: torch.Tensor) -> torch.T
     return w_ext[index] if w_ext.dim() == 1 else torch.index_select(w_ext, 1, index)
 
 
-def _path_weight(w: torch.Tensor, p, plan: FastPlan) -> torch.Tensor:
-    """``W[u, w]`` of one uvw path (shared weights)."""
-    return w.narrow(0, p.w_off, plan.groups[p.group].mul * p.mul_out).view(-1, p.mul_out)
+def _stacked_weight(w: torch.Tensor, o, plan: FastPlan) -> torch.Tensor:
+    """``W[(p, u), w]``: the (shared) weights of an output's uvw paths, stacked."""
+    parts = [w.narrow(0, p.w_off, plan.groups[p.group].mul * o.mul_out).view(-1, o.mul_out)
+             for p in o.paths]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
+
+
+def _stack_t(o, ss: List[torch.Tensor], n: int) -> torch.Tensor:
+    """``T[(n, k), (p, u)]``: the rows of an output's uvw paths, channels stacked."""
+    if len(o.paths) == 1:
+        p = o.paths[0]
+        return ss[p.group].narrow(1, p.k0, p.k).reshape(n * p.k, -1)
+    return torch.cat([ss[p.group].narrow(1, p.k0, p.k) for p in o.paths], 2).view(n * o.k, -1)
 
 
 def fast_forward(plan: FastPlan, c: Dict, x1: torch.Tensor, x2: torch.Tensor,
@@ -98,6 +108,7 @@ def fast_forward(plan: FastPlan, c: Dict, x1: torch.Tensor, x2: torch.Tensor,
     out = x1.new_empty(n_all, plan.dim_out) if plan.any_uvu else x1.new_zeros(n_all, plan.dim_out)
     if n_all == 0:
         return out
+    ws = [_stacked_weight(weight, o, plan) for o in plan.outputs]
     chunk = plan.chunk_size(n_all, x1.device, _CHUNK_ELEMENTS)
     for a in range(0, n_all, chunk):
         n = min(chunk, n_all - a)
@@ -113,17 +124,10 @@ def fast_forward(plan: FastPlan, c: Dict, x1: torch.Tensor, x2: torch.Tensor,
                     torch.mul(r, _take_w(plan, w_ext, widx), out=oc)
                 else:
                     oc.addcmul_(r, _take_w(plan, w_ext, widx))
-        for o in plan.outputs:  # r[n, k, w] = sum_p S_p[n, k, :] @ W_p, one product per (p, k)
-            r = x1.new_empty(n, o.k, o.mul_out)
-            for kk in range(o.k):
-                for j, p in enumerate(o.paths):
-                    src = ss[p.group].select(1, p.k0 + kk)
-                    if j == 0:
-                        torch.mm(src, _path_weight(weight, p, plan), out=r.select(1, kk))
-                    else:
-                        r.select(1, kk).addmm_(src, _path_weight(weight, p, plan))
+        for o, wm in zip(plan.outputs, ws):  # one product per output irrep
+            r = torch.mm(_stack_t(o, ss, n), wm).view(n, o.k, o.mul_out).transpose(1, 2)
             dst = oc.narrow(1, o.out_start, o.k * o.mul_out).view(n, o.mul_out, o.k)
-            dst.add_(r.transpose(1, 2)) if o.add else dst.copy_(r.transpose(1, 2))
+            dst.add_(r) if o.add else dst.copy_(r)
     return out
 
 
@@ -147,6 +151,8 @@ def fast_backward(plan: FastPlan, c: Dict, x1: torch.Tensor, x2: torch.Tensor,
     if n_all == 0 or not (need_x or need_y or need_w):
         return (gx.zero_() if gx is not None else None, gy.zero_() if gy is not None else None,
                 gw.zero_() if gw is not None else None)
+    ws = [_stacked_weight(weight, o, plan) for o in plan.outputs]
+    gws = [torch.zeros_like(wm) for wm in ws] if need_w else []
     gw_int = weight.new_zeros(plan.gw_width + 1) if (need_w and plan.shared) else None
     want_s = need_w and (bool(plan.segsums) or bool(plan.outputs))
     chunk = plan.chunk_size(n_all, x1.device, _CHUNK_ELEMENTS)
@@ -169,21 +175,28 @@ def fast_backward(plan: FastPlan, c: Dict, x1: torch.Tensor, x2: torch.Tensor,
                 _uvu_weight_grad(plan, prods, gw, gw_int, a, n, c["gw_index"])
         elif need_gs:
             gss = [x1.new_empty(n, g.K, g.mul) for g in plan.groups]
-        for o in plan.outputs:
+        for j, o in enumerate(plan.outputs):
             go = gc.narrow(1, o.out_start, o.k * o.mul_out).view(n, o.mul_out, o.k)
-            go = go.transpose(1, 2).contiguous()  # (n, k, w)
-            for kk in range(o.k):
-                gk = go.select(1, kk)
+            go = go.transpose(1, 2).reshape(n * o.k, o.mul_out)
+            if need_w:
+                gws[j].addmm_(_stack_t(o, ss, n).t(), go)
+            if need_gs:
+                gtt = torch.mm(go, ws[j].t()).view(n, o.k, -1)
+                col = 0
                 for p in o.paths:
-                    wm = _path_weight(weight, p, plan)
-                    if need_w:
-                        _path_weight(gw, p, plan).addmm_(ss[p.group].select(1, p.k0 + kk).t(), gk)
-                    if need_gs:
-                        torch.mm(gk, wm.t(), out=gss[p.group].select(1, p.k0 + kk))
+                    u = plan.groups[p.group].mul
+                    gss[p.group].narrow(1, p.k0, p.k).copy_(gtt.narrow(2, col, u))
+                    col += u
         if need_gs:
             _input_grads(plan, c, xts, bs, gss, gx, gy, a, n, need_x, need_y)
     if need_w and plan.shared and plan.segsums:
         gw += gw_int[c["gw_index"]]
+    for o, gwm in zip(plan.outputs, gws):
+        col = 0
+        for p in o.paths:
+            rows = plan.groups[p.group].mul
+            gw.narrow(0, p.w_off, rows * o.mul_out).add_(gwm.narrow(0, col, rows).reshape(-1))
+            col += rows
     return gx, gy, gw
 
 
