@@ -59,6 +59,25 @@ def _grid_gradient_row() -> tuple[str, Callable, Callable]:
     return "gradient of a grid field (vector field)", "D(4)", measure
 
 
+def _group_conv_row() -> tuple[str, Callable, Callable]:
+    from equiscale import nn
+
+    group = groups.C(4)
+
+    def measure(dtype: torch.dtype, generator: torch.Generator) -> float:
+        with torch.random.fork_rng():  # seeded weights without touching the caller's RNG
+            torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
+            model = torch.nn.Sequential(
+                nn.LiftingConv2d(1, 4, 5, group, padding=2, padding_mode="circular"),
+                nn.GroupConv2d(4, 4, 5, group, padding=2, padding_mode="circular"),
+                nn.GroupPool("max"),
+            ).to(dtype)
+        field = torch.randn(2, 1, 32, 32, dtype=dtype, generator=generator)
+        return equivariance_error(model, field, group, GridField(), GridField(), n_samples=8, generator=generator)
+
+    return "G-CNN: lifting + group conv + pooling", "C(4)", measure
+
+
 def _decomposition_row(group: Any) -> tuple[str, Callable, Callable]:
     def measure(dtype: torch.dtype, generator: torch.Generator) -> float:
         rho = group.regular_representation()
@@ -83,6 +102,7 @@ def run_demo(quick: bool = False, seed: int = 0) -> list[tuple[str, str, float, 
         _clebsch_gordan_row(1, 2, 2),
         _clebsch_gordan_row(2, 3, 4),
         _grid_gradient_row(),
+        _group_conv_row(),
         _decomposition_row(groups.D(4)),
         _decomposition_row(groups.C(6)),
     ]
