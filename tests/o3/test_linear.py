@@ -1,8 +1,9 @@
 """Linear against e3nn 0.6's o3.Linear (test-only dependency)."""
-import contextlib
 
 import pytest
 import torch
+
+from tests.helpers import default_dtype
 
 from equiscale.o3._irreps import Irreps
 from equiscale.o3._linear import Linear
@@ -13,16 +14,6 @@ from e3nn import o3 as e3  # noqa: E402
 F64 = torch.float64
 IN = "3x0e + 2x1o + 2x2e + 1x3o + 1x0e"
 OUT = "4x0e + 1x1o + 3x2e + 1x0o + 2x3o"
-
-
-@contextlib.contextmanager
-def default_dtype(dtype):
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
 
 
 def rel_err(a, b):

@@ -8,6 +8,8 @@ import contextlib
 import pytest
 import torch
 
+from tests.helpers import default_dtype
+
 from equiscale.o3 import _tp_fast
 from equiscale.o3._irreps import Irreps
 from equiscale.o3._tensor_product import TensorProduct
@@ -30,16 +32,6 @@ def fast_e3nn_construction():
         yield
     finally:
         e3nn.set_optimization_defaults(**before)
-
-
-@contextlib.contextmanager
-def default_dtype(dtype):
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
 
 
 @contextlib.contextmanager
