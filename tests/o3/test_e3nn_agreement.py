@@ -3,11 +3,12 @@
 e3nn builds its matrices in torch's default dtype, so float64 references are taken with the
 default dtype set to float64 inside a try/finally (here only, never in equiscale).
 """
-import contextlib
 import itertools
 
 import pytest
 import torch
+
+from tests.helpers import default_dtype
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,16 +19,6 @@ from e3nn import o3 as e3  # noqa: E402
 
 F64 = torch.float64
 TOL = 1e-10
-
-
-@contextlib.contextmanager
-def e3nn_float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
 
 
 def seeded(fn, *args, **kwargs):
@@ -56,21 +47,21 @@ def test_wigner_3j(lmax, slow):
     for ls in triples(lmax):
         if slow and max(ls) <= 4:
             continue
-        with e3nn_float64():
+        with default_dtype(F64):
             ref = e3.wigner_3j(*ls)
         assert_close(o3.wigner_3j(*ls, dtype=F64), ref, 1e-14)
 
 
 def test_wigner_3j_high_l_sample_and_default_dtype():
     for ls in [(8, 8, 8), (8, 1, 7), (5, 8, 4), (6, 6, 0)]:
-        with e3nn_float64():
+        with default_dtype(F64):
             ref = e3.wigner_3j(*ls)
         assert_close(o3.wigner_3j(*ls, dtype=F64), ref, 1e-14)
     assert_close(o3.wigner_3j(2, 1, 3), e3.wigner_3j(2, 1, 3), 1e-7)  # default dtype, float32
 
 
 def test_generators_and_change_of_basis():
-    with e3nn_float64():
+    with default_dtype(F64):
         refs = [(e3.so3_generators(l), e3.su2_generators(l), e3.change_basis_real_to_complex(l))
                 for l in range(6)]
     for l, (so3, su2, q) in enumerate(refs):
@@ -91,7 +82,7 @@ def test_wigner_D_and_irreps_D():
     M = torch.where(k[:, None, None] > 0, -R, R)  # half of them reflections
     big = o3.Irreps.spherical_harmonics(8) + "0o + 1e + 2o + 2x3e + 8e"
     small = o3.Irreps("0e + 0o + 1o + 1e + 2x2o + 3e")
-    with e3nn_float64():
+    with default_dtype(F64):
         ref_wigner = [e3.wigner_D(l, *angles) for l in range(9)]
         ref = dict(matrix=e3.Irreps(str(big)).D_from_matrix(M),
                    angles=e3.Irreps(str(small)).D_from_angles(*angles, k),
@@ -119,14 +110,14 @@ def test_random_helpers_draw_the_same_numbers():
                        ("rand_axis_angle", (2, 2)), ("identity_angles", (3,)),
                        ("identity_quaternion", (2,))]:
         ours = seeded(getattr(o3, name), *args, dtype=F64)
-        with e3nn_float64():
+        with default_dtype(F64):
             theirs = seeded(getattr(e3, name), *args, dtype=F64)
         assert_close(ours, theirs, 1e-13)
 
 
 def test_conversions():
     R1, R2 = seeded(o3.rand_matrix, 2, 20, dtype=F64)
-    with e3nn_float64():
+    with default_dtype(F64):
         e_angles = [e3.matrix_to_angles(R) for R in (R1, R2)]
     a1, a2 = e_angles
     q1, q2 = o3.matrix_to_quaternion(R1), o3.matrix_to_quaternion(R2)
@@ -146,7 +137,7 @@ def test_conversions():
         ("angles_to_xyz", a1[:2]), ("xyz_to_angles", (xyz,)), ("xyz_to_angles", (3 * xyz,)),
     ]
     for name, args in cases:
-        with e3nn_float64():
+        with default_dtype(F64):
             ref = getattr(e3, name)(*args)
         assert_close(getattr(o3, name)(*args), ref, 1e-12)
 

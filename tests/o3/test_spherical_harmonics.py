@@ -14,6 +14,8 @@ import pytest
 import scipy.special
 import torch
 
+from tests.helpers import default_dtype
+
 from equiscale.o3 import SphericalHarmonics, spherical_harmonics
 
 e3nn_o3 = pytest.importorskip("e3nn.o3")
@@ -64,12 +66,8 @@ def _scipy_real_harmonics(l: int, v: np.ndarray) -> np.ndarray:
 
 def _e3nn(l, x, normalize, normalization):
     """e3nn's value in float64: e3nn builds constants in the default dtype, so set it locally."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with default_dtype(torch.float64):
         return e3nn_o3.spherical_harmonics(l, x, normalize, normalization=normalization)
-    finally:
-        torch.set_default_dtype(previous)
 
 
 # ------------------------------------------------------------------ values against references
