@@ -20,6 +20,7 @@ from equiscale.nn.points import (
     uvu_instructions,
 )
 from equiscale.nn.grids import (
+    FieldType,
     GroupAvgPool2d,
     GroupBatchNorm2d,
     GroupConv2d,
@@ -28,6 +29,9 @@ from equiscale.nn.grids import (
     GroupPool,
     GroupUpsample,
     LiftingConv2d,
+    SteerableConv2d,
+    SteerableConv3d,
+    SteerableSequential,
 )
 
 __all__ = [
@@ -54,4 +58,8 @@ __all__ = [
     "GroupPool",
     "GroupUpsample",
     "LiftingConv2d",
+    "FieldType",
+    "SteerableConv2d",
+    "SteerableConv3d",
+    "SteerableSequential",
 ]

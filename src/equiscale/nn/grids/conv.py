@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from equiscale.nn.grids import filters
+from equiscale.nn.grids._filter_cache import FilterCache
 from equiscale.nn.grids._geometry import as_pair, check_field, check_planar_group, inverse_products, is_exact_on_grid, needs_square
 
 __all__ = ["LiftingConv2d", "GroupConv2d"]
@@ -90,7 +91,7 @@ class _GroupConvBase(nn.Module):
             self.num_basis = basis.shape[1]
             self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *group_axis, self.num_basis, **factory))
         self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
-        self._cache: tuple[Any, Tensor, Tensor | None] | None = None
+        self._cache = FilterCache()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -121,18 +122,7 @@ class _GroupConvBase(nn.Module):
 
     def filter(self) -> tuple[Tensor, Tensor | None]:
         """:meth:`expand`, served from the cache when no weight gradient is needed and the weights are unchanged."""
-        tensors = [t for t in (self.weight, self.bias) if t is not None]
-        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-            self._cache = None
-            return self.expand()
-        buffers = [t for t in (self.signs, getattr(self, "basis", None)) if t is not None]
-        key = (tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in tensors + buffers),
-               torch.is_inference_mode_enabled())
-        if self._cache is None or self._cache[0] != key:
-            with torch.no_grad():
-                weight, bias = self.expand()
-            self._cache = (key, weight, bias)
-        return self._cache[1], self._cache[2]
+        return self._cache.get((self.weight, self.bias), (self.signs, getattr(self, "basis", None)), self.expand)
 
     # --- forward ----------------------------------------------------------------------------------
     def _conv(self, x: Tensor) -> Tensor:
