@@ -78,11 +78,6 @@ def inverse_products(group: CyclicGroup | DihedralGroup) -> Tensor:
     return group.compose(group.inverse(e)[:, None], e[None, :])
 
 
-def element_matrices(group: CyclicGroup | DihedralGroup) -> Tensor:
-    """The standard (x, y) matrices of every element, float64 ``(|G|, 2, 2)``."""
-    return group.standard_representation()(group.elements()).to(torch.float64)
-
-
 def as_pair(value: Any, what: str) -> tuple[int, int]:
     """An int or a pair of ints -> ``(a, b)``; ValueError if negative or malformed."""
     if isinstance(value, (tuple, list)):

@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from equiscale.kernels import kernel_basis
 from equiscale.nn.grids import filters
 from equiscale.nn.grids._filter_cache import FilterCache
-from equiscale.nn.grids._geometry import as_pair, check_field, check_planar_group, inverse_products, is_exact_on_grid, needs_square
+from equiscale.nn.grids._geometry import as_pair, check_field, check_planar_group, is_exact_on_grid, needs_square
 
 __all__ = ["LiftingConv2d", "GroupConv2d"]
 
@@ -67,7 +68,7 @@ class _GroupConvBase(nn.Module):
         factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
         order, k = self.group.order, self.kernel_size
 
-        signs = None
+        signs = None  # the exact path multiplies by the input's character; the basis path builds it in
         if in_rep is not None:
             if not lifting:
                 raise ValueError(f"{name}: in_rep applies to lifting convolutions only")
@@ -84,12 +85,14 @@ class _GroupConvBase(nn.Module):
             self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *group_axis, k, k, **factory))
             self.num_basis = k * k
         else:
-            basis = filters.steerable_basis(self.group, k, frequency_cutoff, sigma)
-            self.register_buffer("basis", basis.to(**factory), persistent=False)
-            if not lifting:
-                self.register_buffer("table", inverse_products(self.group).to(device), persistent=False)
-            self.num_basis = basis.shape[1]
-            self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *group_axis, self.num_basis, **factory))
+            # The regular-representation case of the steerable kernels: K(g x) = rho_reg(g) K(x) rho_in(g)^-1.
+            regular = self.group.regular_representation()
+            source = regular if not lifting else (in_rep or self.group.trivial_representation())
+            basis = kernel_basis(self.group, source, regular, k, frequency_cutoff=frequency_cutoff, sigma=sigma,
+                                 strict=False)
+            self.register_buffer("basis", basis.on_grid(k).to(**factory), persistent=False)  # (B, |G|, 1 or |G|, k, k)
+            self.num_basis = len(basis)
+            self.weight = nn.Parameter(torch.empty(out_channels, in_channels, self.num_basis, **factory))
         self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
         self._cache = FilterCache()
         self.reset_parameters()
@@ -99,8 +102,11 @@ class _GroupConvBase(nn.Module):
         order = 1 if self.lifting else self.group.order
         fan_in = self.in_channels * order * self.kernel_size**2
         bound = 1.0 / math.sqrt(fan_in)
-        # A random combination of B unit-norm basis functions spreads B coefficient variances over k*k pixels.
-        weight_bound = bound if self.exact else bound * self.kernel_size / math.sqrt(self.num_basis)
+        if self.exact:
+            weight_bound = bound
+        else:  # the coefficient scale giving the same expected output variance as the exact (pixel) kernels
+            energy = float(self.basis.double().pow(2).sum()) / self.group.order  # per output channel and unit variance
+            weight_bound = 1.0 / math.sqrt(energy * self.in_channels)
         with torch.no_grad():
             self.weight.uniform_(-weight_bound, weight_bound)
             if self.bias is not None:
@@ -113,10 +119,9 @@ class _GroupConvBase(nn.Module):
         w = self.weight
         if self.exact:
             weight = filters.expand_gather(w.reshape(w.shape[0], w.shape[1], -1), self.index, self.kernel_size, self.signs)
-        elif self.lifting:
-            weight = filters.expand_lifting_basis(w, self.basis, self.signs)
         else:
-            weight = filters.expand_group_basis(w, self.basis, self.table)
+            c_out, c_in, _ = w.shape
+            weight = torch.einsum("oib,bgh...->ogih...", w, self.basis).reshape(c_out * order, -1, *self.basis.shape[-2:])
         bias = None if self.bias is None else self.bias.repeat_interleave(order)
         return weight, bias
 
@@ -164,8 +169,8 @@ class LiftingConv2d(_GroupConvBase):
 
     Args:
         group: ``C(n)`` or ``D(n)``; exact on the grid for n in {1, 2, 4}, otherwise the kernel lives
-            in a steerable basis (``frequency_cutoff``, ``sigma``: see :mod:`.filters`) and rotations
-            other than quarter turns are approximate.
+            in a steerable basis (:func:`equiscale.kernels.kernel_basis` with ``frequency_cutoff``,
+            ``sigma``) and rotations other than quarter turns are approximate.
         stride, padding: ints (or equal pairs); ``padding="same"`` for odd kernels. The field must be
             square when the group has quarter turns, and ``H + 2 padding - kernel_size`` divisible by
             the stride so that the output grid stays centred; otherwise ValueError.
