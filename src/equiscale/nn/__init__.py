@@ -21,6 +21,10 @@ from equiscale.nn.points import (
 )
 from equiscale.nn.grids import (
     FieldType,
+    GatedNonlinearity,
+    NormNonlinearity,
+    PointwiseNonlinearity,
+    SteerableBatchNorm,
     GroupAvgPool2d,
     GroupBatchNorm2d,
     GroupConv2d,
@@ -62,4 +66,8 @@ __all__ = [
     "SteerableConv2d",
     "SteerableConv3d",
     "SteerableSequential",
+    "NormNonlinearity",
+    "GatedNonlinearity",
+    "PointwiseNonlinearity",
+    "SteerableBatchNorm",
 ]

@@ -9,7 +9,8 @@
 Steerable layers (any representation of C(n), D(n), SO(2), O(2) in 2D, SO(3), O(3) in 3D) work on
 ``(batch, field_type.size, H, W[, D])`` features described by a :class:`FieldType`:
 ``SteerableConv2d``, ``SteerableConv3d`` (kernels from :func:`equiscale.kernels.kernel_basis`) and
-``SteerableSequential`` (checks the field types between layers).
+``SteerableSequential`` (checks the field types between layers), ``NormNonlinearity``,
+``GatedNonlinearity``, ``PointwiseNonlinearity`` and ``SteerableBatchNorm``.
 
 A group element ``a`` acts on features by ``F[:, :, h](p) -> F[:, :, a^-1 h](a^-1 p)``, i.e.
 ``equiscale.testing.GridField(group.regular_representation(), axis=-3)``. C(n) and D(n) with n in
@@ -18,6 +19,8 @@ A group element ``a`` acts on features by ``F[:, :, h](p) -> F[:, :, a^-1 h](a^-
 from equiscale.nn.grids.conv import GroupConv2d, LiftingConv2d
 from equiscale.nn.grids.field_type import FieldType
 from equiscale.nn.grids.steerable import SteerableConv2d, SteerableConv3d, SteerableSequential
+from equiscale.nn.grids.steerable_nonlinear import GatedNonlinearity, NormNonlinearity, PointwiseNonlinearity
+from equiscale.nn.grids.steerable_norm import SteerableBatchNorm
 from equiscale.nn.grids.norm import GroupBatchNorm2d, GroupNorm2d
 from equiscale.nn.grids.pooling import GroupAvgPool2d, GroupMaxPool2d, GroupPool, GroupUpsample
 
@@ -34,4 +37,8 @@ __all__ = [
     "SteerableConv2d",
     "SteerableConv3d",
     "SteerableSequential",
+    "NormNonlinearity",
+    "GatedNonlinearity",
+    "PointwiseNonlinearity",
+    "SteerableBatchNorm",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "transform_grid",
     "pixel_permutations",
     "inverse_products",
+    "resolve_same_padding",
     "as_pair",
     "check_field",
 ]
@@ -76,6 +77,16 @@ def inverse_products(group: CyclicGroup | DihedralGroup) -> Tensor:
     """``table[g, h] = g^-1 h``, int64 ``(|G|, |G|)``."""
     e = group.elements()
     return group.compose(group.inverse(e)[:, None], e[None, :])
+
+
+def resolve_same_padding(padding: Any, kernel_size: int, layer: str) -> Any:
+    """``"same"`` -> ``(kernel_size - 1) // 2`` for odd kernels (ValueError for even ones); other values unchanged."""
+    if padding != "same":
+        return padding
+    if kernel_size % 2 == 0:
+        raise ValueError(f"{layer}: padding='same' with the even kernel_size {kernel_size} pads one side more than "
+                         f"the other, which breaks equivariance; use an odd kernel or an int padding")
+    return (kernel_size - 1) // 2
 
 
 def as_pair(value: Any, what: str) -> tuple[int, int]:

@@ -22,7 +22,8 @@ from torch import Tensor, nn
 from equiscale.kernels import kernel_basis
 from equiscale.nn.grids import filters
 from equiscale.nn.grids._filter_cache import FilterCache
-from equiscale.nn.grids._geometry import as_pair, check_field, check_planar_group, is_exact_on_grid, needs_square
+from equiscale.nn.grids._geometry import (as_pair, check_field, check_planar_group, is_exact_on_grid, needs_square,
+                                          resolve_same_padding)
 
 __all__ = ["LiftingConv2d", "GroupConv2d"]
 
@@ -49,12 +50,8 @@ class _GroupConvBase(nn.Module):
         self.stride = as_pair(stride, f"{name}: stride")
         if min(self.stride) < 1:
             raise ValueError(f"{name}: stride must be >= 1, got {stride!r}")
-        if padding == "same":
-            if kh % 2 == 0:
-                raise ValueError(f"{name}: padding='same' with the even kernel_size {kh} pads one side more than "
-                                 f"the other, which breaks equivariance; use an odd kernel or an int padding")
-            padding = (kh - 1) // 2
-        elif isinstance(padding, str):
+        padding = resolve_same_padding(padding, kh, name)
+        if isinstance(padding, str):
             raise ValueError(f"{name}: padding must be an int, a pair or 'same', got {padding!r}")
         self.padding = as_pair(padding, f"{name}: padding")
         if needs_square(self.group) and (self.stride[0] != self.stride[1] or self.padding[0] != self.padding[1]):

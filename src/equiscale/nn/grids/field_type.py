@@ -25,6 +25,8 @@ def same_representation(a: Representation, b: Representation) -> bool:
         return True
     if a.group != b.group or a.dim != b.dim:
         return False
+    if a.irrep_id is not None and b.irrep_id is not None:
+        return a.irrep_id == b.irrep_id
     group = a.group
     g = group.elements() if group.is_finite else group.sample(6, generator=torch.Generator().manual_seed(7))
     return bool(torch.allclose(a(g), b(g), atol=1e-9))
@@ -34,16 +36,28 @@ def invariant_vectors(rep: Representation) -> torch.Tensor:
     """Orthonormal columns spanning the vectors that ``rep`` fixes, float64 ``(rep.dim, count)``.
 
     These are the directions where a bias or a mean may live without breaking equivariance (e.g. the
-    constant vector of a regular representation, none for a vector field).
+    constant vector of a regular representation, none for a vector field). Finite groups: the
+    eigenvectors of the exact projector ``mean_g rho(g)``; compact groups: the common fixed vectors
+    of a few generic elements. Each column's first non-zero entry is positive, so the basis is
+    reproducible.
     """
     from equiscale.kernels._intertwiners import constraint_elements
 
-    matrices = rep(constraint_elements(rep.group))
-    system = (matrices - torch.eye(rep.dim, dtype=matrices.dtype)).reshape(-1, rep.dim)
-    _, s, vh = torch.linalg.svd(system, full_matrices=True)
-    singular = torch.zeros(rep.dim, dtype=s.dtype)
-    singular[: s.shape[0]] = s
-    return vh[singular < 1e-9].T.contiguous()
+    if rep.group.is_finite:
+        projector = rep(rep.group.elements()).mean(0)
+        values, vectors = torch.linalg.eigh((projector + projector.T) / 2)
+        basis = vectors[:, values > 0.5]
+    else:
+        matrices = rep(constraint_elements(rep.group))
+        system = (matrices - torch.eye(rep.dim, dtype=matrices.dtype)).reshape(-1, rep.dim)
+        _, s, vh = torch.linalg.svd(system, full_matrices=True)
+        singular = torch.zeros(rep.dim, dtype=s.dtype)
+        singular[: s.shape[0]] = s
+        basis = vh[singular < 1e-9].T
+    for column in basis.T:  # fix the sign: first clearly non-zero entry positive
+        lead = column[column.abs() > 1e-9][0]
+        column.mul_(torch.sign(lead))
+    return basis.contiguous()
 
 
 class FieldType:
@@ -106,7 +120,7 @@ class FieldType:
     def __repr__(self) -> str:
         parts: list[str] = []
         for rep in self.representations:  # run-length encode consecutive equal fields
-            if parts and parts[-1][1] is rep:
+            if parts and same_representation(parts[-1][1], rep):
                 parts[-1] = (parts[-1][0] + 1, rep)
             else:
                 parts.append((1, rep))
@@ -124,12 +138,12 @@ class FieldType:
         return torch.cat(columns, 1)
 
     def type_ids(self) -> tuple[list[Representation], list[int]]:
-        """The distinct representations (by identity) and, for each field, the index of its representation."""
+        """The distinct representations (:func:`same_representation`) and, for each field, the index of its one."""
         distinct: list[Representation] = []
         ids: list[int] = []
         for rep in self.representations:
             for k, seen in enumerate(distinct):
-                if seen is rep:
+                if same_representation(seen, rep):
                     ids.append(k)
                     break
             else:

@@ -8,7 +8,7 @@ the grid onto itself (90-degree rotations, axis flips), up to the sampling of th
 otherwise. The bias lives in the invariant subspace of each output field.
 
 Weights: one coefficient per (output field, input field, basis kernel). Fields are grouped by
-representation (the same ``Representation`` object), the basis is built once per pair of distinct
+representation (equal matrices, :func:`~.field_type.same_representation`), the basis is built once per pair of distinct
 representations, and the expansion is one ``einsum`` per pair; the filter is rebuilt once per
 weight update and cached for inference (:class:`~._filter_cache.FilterCache`); the forward is one
 ``conv2d``/``conv3d``. :meth:`export` returns the equivalent plain ``nn.Conv2d``/``nn.Conv3d``.
@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from equiscale.groups import CyclicGroup, DihedralGroup
 from equiscale.kernels import kernel_basis, space_dimension
 from equiscale.nn.grids._filter_cache import FilterCache
+from equiscale.nn.grids._geometry import resolve_same_padding
 from equiscale.nn.grids.field_type import FieldType, as_field_type
 
 __all__ = ["SteerableConv2d", "SteerableConv3d", "SteerableSequential"]
@@ -65,11 +66,7 @@ class _SteerableConv(nn.Module):
         for value, what in ((kernel_size, "kernel_size"), (stride, "stride")):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: {what} must be a positive int, got {value!r}")
-        if padding == "same":
-            if kernel_size % 2 == 0:
-                raise ValueError(f"{name}: padding='same' with the even kernel_size {kernel_size} is lopsided and "
-                                 f"breaks equivariance; use an odd kernel or an int padding")
-            padding = (kernel_size - 1) // 2
+        padding = resolve_same_padding(padding, kernel_size, name)
         if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
             raise ValueError(f"{name}: padding must be a non-negative int or 'same', got {padding!r}")
         if padding_mode not in _PADDING_MODES:
