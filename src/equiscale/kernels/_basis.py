@@ -7,8 +7,8 @@ the kernels are (Wigner-Eckart)
     K_ab(x) = R_r(|x|) sum_m W[:, :, m] Y_J,m(x / |x|)
 
 with ``R_r(rho) = exp(-(rho - r)^2 / (2 sigma^2))`` a Gaussian ring (2D) or shell (3D) of radius
-``r``, ``Y_J`` an angular harmonic of frequency (degree) ``J <= frequency_cutoff * r`` (only
-``J = 0`` at ``r = 0``) and ``W`` an intertwiner ``Y_J (x) psi_b -> psi_a`` (:mod:`._intertwiners`).
+``r``, ``Y_J`` an angular harmonic of frequency (degree) ``J <= min(frequency_cutoff * r,
+max_frequency)`` (only ``J = 0`` at ``r = 0``) and ``W`` an intertwiner ``Y_J (x) psi_b -> psi_a`` (:mod:`._intertwiners`).
 The basis of ``K`` is ``Q_out^T K_ab Q_in`` over all blocks, rings, harmonics and intertwiners.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from equiscale.kernels._intertwiners import analytic_intertwiners, numerical_int
 __all__ = ["KernelBasis", "kernel_basis", "grid_points", "default_radii"]
 
 _METHODS = {"analytic": analytic_intertwiners, "numerical": numerical_intertwiners}
+_MAX_ENTRIES = 2**28  # 2 GB of float64: far beyond any single pair of fields
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,12 @@ class KernelBasis:
             raise ValueError(f"KernelBasis: points must be a float tensor (n, {d}), got {tuple(points.shape)}")
         dtype, device = points.dtype, points.device
         n = points.shape[0]
+        entries = len(self) * n * self._q_out.shape[0] * self._q_in.shape[0]
+        if entries > _MAX_ENTRIES:
+            raise ValueError(
+                f"KernelBasis: {len(self)} kernels of {self.out_rep.dim}x{self.in_rep.dim} at {n} points need {entries:.2e} "
+                f"numbers; build one basis per pair of field representations instead (as SteerableConv2d/3d do with a "
+                f"FieldType) rather than one for the direct sum of many fields")
         block_kernels = torch.zeros(len(self), n, self._q_out.shape[0], self._q_in.shape[0], dtype=dtype, device=device)
         r = points.norm(dim=-1)
         window = torch.ones_like(r) if self.support is None else (r <= self.support + 1e-9).to(dtype)
@@ -103,12 +110,13 @@ class KernelBasis:
                 harmonics[block.J] = evaluate_harmonics(self.group, block.J, points)
             ring = torch.exp(-((r - block.radius) ** 2) / (2 * self.sigma**2)) * window
             w = block.intertwiners.to(dtype=dtype, device=device)
-            values = torch.einsum("cabm,nm,n->cnab", w, harmonics[block.J], ring)
+            angular = harmonics[block.J] * ring[:, None]  # (n, d_J)
+            values = (w.reshape(-1, w.shape[-1]) @ angular.T).reshape(*w.shape[:3], n).permute(0, 3, 1, 2)
             stop = start + w.shape[0]
             block_kernels[start:stop, :, block.out_slice, block.in_slice] = values
             start = stop
         q_out, q_in = self._q_out.to(dtype=dtype, device=device), self._q_in.to(dtype=dtype, device=device)
-        return torch.einsum("ap,cnab,bq->cnpq", q_out, block_kernels, q_in)
+        return q_out.T @ block_kernels @ q_in
 
     def on_grid(self, kernel_size: int) -> Tensor:
         """The basis sampled on a ``k^d`` grid: float64 ``(len, out.dim, in.dim, k, k[, k])`` (array order)."""
@@ -117,10 +125,16 @@ class KernelBasis:
         return values.permute(0, 2, 3, 1).reshape(len(self), self.out_rep.dim, self.in_rep.dim, *([kernel_size] * d))
 
 
-def _decompose(rep: Representation, max_frequency: int | None) -> tuple[list[Representation], Tensor]:
+def _decompose(rep: Representation, decompositions: dict | None) -> tuple[list[Representation], Tensor]:
+    """``rep.decompose()``, reusing the caller's ``decompositions`` (keyed by object id) when given."""
     if rep.irrep_id is not None:
         return [rep], torch.eye(rep.dim, dtype=torch.float64)
-    return rep.decompose(max_frequency)
+    if decompositions is None:
+        return rep.decompose()
+    key = id(rep)
+    if key not in decompositions:
+        decompositions[key] = (rep, rep.decompose())  # the rep is kept so that its id stays unique
+    return decompositions[key][1]
 
 
 def _frequency(irrep: Representation, dim: int) -> int:
@@ -131,7 +145,7 @@ def _frequency(irrep: Representation, dim: int) -> int:
 def kernel_basis(group: Any, in_rep: Representation, out_rep: Representation, kernel_size: int | None = None, *,
                  radii: Sequence[float] | None = None, sigma: float = 0.6, frequency_cutoff: float = 2.0,
                  max_frequency: int | None = None, support: float | None = None, method: str = "analytic",
-                 strict: bool = True) -> KernelBasis:
+                 strict: bool = True, decompositions: dict | None = None) -> KernelBasis:
     """A basis of kernels ``K(g x) = rho_out(g) K(x) rho_in(g)^-1`` on ``R^2`` or ``R^3``.
 
     Args:
@@ -139,13 +153,18 @@ def kernel_basis(group: Any, in_rep: Representation, out_rep: Representation, ke
         in_rep, out_rep: representations of ``group`` (any: they are decomposed into irreps).
         kernel_size: sets ``radii = 0, 1, ..., (k - 1) / 2`` and ``support = k / 2`` unless given.
         radii: ring (shell) radii; ``sigma`` their Gaussian width.
-        frequency_cutoff: harmonics of frequency (degree) ``J <= frequency_cutoff * r`` on ring ``r``
-            (only ``J = 0`` at ``r = 0``), capped by ``max_frequency``.
+        frequency_cutoff, max_frequency: harmonics of frequency (degree)
+            ``J <= min(frequency_cutoff * r, max_frequency)`` on ring ``r`` (only ``J = 0`` at ``r = 0``;
+            ``max_frequency=None``: no cap). Sampled on a pixel grid, frequencies above the largest
+            radius alias and cost accuracy under rotations that are not grid symmetries (the grid
+            layers cap them there by default).
         method: ``"analytic"`` (Clebsch-Gordan / complex products) or ``"numerical"`` (nullspace of
             the constraint); they span the same kernels.
         strict: raise ValueError when an output irrep receives no kernel although higher
             frequencies would give it one (the kernel is too small for the requested frequencies),
             or when no kernel exists at all.
+        decompositions: optional dict the caller keeps to reuse decompositions of the same
+            representation objects across calls (the layers pass one per layer).
     """
     dim = space_dimension(group)
     for rep, side in ((in_rep, "in_rep"), (out_rep, "out_rep")):
@@ -171,8 +190,8 @@ def kernel_basis(group: Any, in_rep: Representation, out_rep: Representation, ke
         top = 0 if r < 1e-9 else int(math.floor(frequency_cutoff * r + 1e-9))
         return top if max_frequency is None else min(top, max_frequency)
 
-    in_irreps, q_in = _decompose(in_rep, max_frequency)
-    out_irreps, q_out = _decompose(out_rep, max_frequency)
+    in_irreps, q_in = _decompose(in_rep, decompositions)
+    out_irreps, q_out = _decompose(out_rep, decompositions)
     j_allowed = max(allowed(r) for r in radii)
     blocks: list[_Block] = []
     starved: list[tuple[int, str, int]] = []
@@ -211,9 +230,9 @@ def kernel_basis(group: Any, in_rep: Representation, out_rep: Representation, ke
             _, name, needed = starved[0]
             raise ValueError(
                 f"kernel_basis: the output irrep {name} of {out_rep.name} receives no kernel from {in_rep.name}: it needs "
-                f"angular frequency {needed}, but radii up to {max(radii):g} with frequency_cutoff {frequency_cutoff:g}"
-                f"{'' if max_frequency is None else f' and max_frequency {max_frequency}'} allow at most {j_allowed}; "
-                f"use a larger kernel_size or frequency_cutoff")
+                f"angular frequency {needed}, but radii up to {max(radii):g} with frequency_cutoff {frequency_cutoff:g} "
+                f"{'' if max_frequency is None else f'and max_frequency {max_frequency} '}allow at most {j_allowed}; use a larger kernel_size (or raise "
+                f"frequency_cutoff / max_frequency)")
         if len(basis) == 0:
             raise ValueError(f"kernel_basis: no {group.name}-equivariant kernel maps {in_rep.name} to {out_rep.name}")
     return basis

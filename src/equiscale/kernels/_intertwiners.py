@@ -145,7 +145,9 @@ def _planar(group: Any, J: int, rho_in: Representation, rho_out: Representation)
     s = _reflection(group)
     if s is not None:
         ro, ri, dj = rho_out(s), rho_in(s), harmonic_representation(group, J)(s)
-        reflected = torch.einsum("ab,ij,cbjm,mn->cain", ro, ri, stacked, dj)
+        # (rho_out(s) (x) rho_in(s)) W D_J(s), one factor at a time
+        reflected = torch.einsum("ab,cbjn->cajn", ro, stacked @ dj)
+        reflected = torch.einsum("ij,cajn->cain", ri, reflected)
         stacked = (stacked + reflected) / 2
     rows = _orthonormal_rows(stacked.reshape(stacked.shape[0], -1))
     return rows.reshape(-1, d_out, d_in, d_j)

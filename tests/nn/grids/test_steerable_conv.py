@@ -116,7 +116,7 @@ def test_regular_fields_of_c4_span_the_same_maps_as_group_conv():
     group = C(4)
     regular = FieldType(group, [group.regular_representation()])
     steerable = SteerableConv2d(regular, regular, 3, bias=False, radii=[0, 1, math.sqrt(2)], sigma=0.3,
-                                frequency_cutoff=3, dtype=torch.float64)
+                                frequency_cutoff=3, max_frequency=3, dtype=torch.float64)
     group_conv = GroupConv2d(1, 1, 3, group, bias=False, dtype=torch.float64)
 
     def span(layer):
@@ -131,6 +131,17 @@ def test_regular_fields_of_c4_span_the_same_maps_as_group_conv():
     a, b = span(steerable), span(group_conv)
     rank = lambda m: int(torch.linalg.matrix_rank(m))  # noqa: E731
     assert rank(a) == rank(b) == rank(torch.cat([a, b])) == 36  # 4 (centre) + 16 (edges) + 16 (corners)
+
+
+def test_frequency_cap_follows_the_grid():
+    # SO(2) on a 5x5 kernel: J <= min(2 r, 2), so frequency 3 is out of reach (aliasing); C(4) has no cap.
+    so2 = SO2()
+    assert SteerableConv2d(FieldType(so2, [so2.irrep(0)]), FieldType(so2, [so2.irrep(2)]), 5).max_frequency == 2
+    with pytest.raises(ValueError, match="needs angular frequency 3"):
+        SteerableConv2d(FieldType(so2, [so2.irrep(0)]), FieldType(so2, [so2.irrep(3)]), 5)
+    c4 = C(4)
+    layer = SteerableConv2d(FieldType(c4, [c4.irrep(0)]), FieldType(c4, [c4.regular_representation()]), 3)
+    assert layer.max_frequency is None  # the sign irrep needs J = 2 on the 3x3 grid: exact for quarter turns
 
 
 def test_initialisation_gives_unit_output_variance():

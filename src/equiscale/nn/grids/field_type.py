@@ -129,9 +129,11 @@ class FieldType:
 
     def invariant_basis(self) -> torch.Tensor:
         """Block-diagonal :func:`invariant_vectors` of all fields, float64 ``(size, count)``."""
+        distinct, ids = self.type_ids()
+        per_type = [invariant_vectors(rep) for rep in distinct]
         columns = []
-        for rep, where in zip(self.representations, self.slices):
-            vectors = invariant_vectors(rep)
+        for type_id, where in zip(ids, self.slices):
+            vectors = per_type[type_id]
             block = torch.zeros(self.size, vectors.shape[1], dtype=torch.float64)
             block[where] = vectors
             columns.append(block)

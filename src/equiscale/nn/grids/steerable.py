@@ -37,6 +37,11 @@ __all__ = ["SteerableConv2d", "SteerableConv3d", "SteerableSequential"]
 _PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
 
 
+def _grid_exact(group: Any) -> bool:
+    """True when every element maps the square grid onto itself (C(n), D(n) with n dividing 4)."""
+    return isinstance(group, (CyclicGroup, DihedralGroup)) and 4 % group.n == 0
+
+
 def _grid_symmetric_axes(group: Any) -> bool:
     """True when some element swaps grid axes, so every spatial side must be equal."""
     return not (isinstance(group, (CyclicGroup, DihedralGroup)) and group.n in (1, 2))
@@ -81,13 +86,18 @@ class _SteerableConv(nn.Module):
         self._in_dims = [rep.dim for rep in in_reps]
         self._out_dims = [rep.dim for rep in out_reps]
         self._pairs: list[tuple[int, int, int]] = []  # (u, v, number of basis kernels)
+        decompositions: dict = {}
+        if max_frequency is None and not _grid_exact(self.group):
+            # Harmonics above the outer ring's radius alias on the pixel grid (a 5x5 kernel: J <= 2).
+            max_frequency = int(math.floor(max(radii) if radii is not None else (kernel_size - 1) / 2))
+        self.max_frequency = max_frequency
         for u, rep_out in enumerate(out_reps):
             reached: set[int] = set()
             starved: dict[int, tuple[str, int]] = {}
             for v, rep_in in enumerate(in_reps):
                 basis = kernel_basis(self.group, rep_in, rep_out, kernel_size, radii=radii, sigma=sigma,
                                      frequency_cutoff=frequency_cutoff, max_frequency=max_frequency, method=method,
-                                     strict=False)
+                                     strict=False, decompositions=decompositions)
                 reached |= basis.reached_outputs
                 for index, irrep_name, needed in basis.starved_outputs:
                     starved.setdefault(index, (irrep_name, needed))
@@ -99,8 +109,8 @@ class _SteerableConv(nn.Module):
                 raise ValueError(
                     f"{name}: kernel_size {kernel_size} is too small for the requested frequencies: the output field "
                     f"{rep_out.name} (its component {irrep_name}) receives no kernel from {in_type!r}; it needs angular "
-                    f"frequency {needed} (frequency_cutoff {frequency_cutoff:g} x the largest ring radius); use a "
-                    f"larger kernel_size or frequency_cutoff")
+                    f"frequency {needed}, above min(frequency_cutoff x radius, max_frequency) on every ring; use a "
+                    f"larger kernel_size (or raise frequency_cutoff / max_frequency)")
             if not reached:
                 raise ValueError(f"{name}: no {self.group.name}-equivariant kernel maps {in_type!r} to the output "
                                  f"field {rep_out.name}: its channels would always be zero")
@@ -170,8 +180,8 @@ class _SteerableConv(nn.Module):
                     block = self.weight.new_zeros(n_out, n_in, *spatial)
                 row.append(block)
                 pair += 1
-            rows.append(torch.cat(row, 1))
-        weight = torch.cat(rows, 0)
+            rows.append(row[0] if len(row) == 1 else torch.cat(row, 1))
+        weight = rows[0] if len(rows) == 1 else torch.cat(rows, 0)
         if self.out_order is not None:
             weight = weight.index_select(0, torch.argsort(self.out_order))
         if self.in_order is not None:
@@ -244,7 +254,10 @@ class SteerableConv2d(_SteerableConv):
     convention of :mod:`equiscale.testing`: x along W, y along H, pixel centres symmetric about the
     centre. Other arguments as ``nn.Conv2d`` (square kernels, equal stride and padding on both
     axes; ``padding="same"`` for odd kernels); ``radii`` (default ``0, 1, ..., (k - 1) / 2``),
-    ``sigma``, ``frequency_cutoff``, ``max_frequency`` and ``method`` go to :func:`~equiscale.kernels.kernel_basis`; ``gain`` scales the initial
+    ``sigma``, ``frequency_cutoff`` (harmonics ``J <= frequency_cutoff * r``), ``max_frequency``
+    (default: the largest radius, e.g. 2 for k = 5, since higher harmonics alias on the grid and
+    break rotations other than quarter turns; no cap for C(4), D(4) and their subgroups, whose
+    elements are all grid symmetries) and ``method`` go to :func:`~equiscale.kernels.kernel_basis`; ``gain`` scales the initial
     output standard deviation.
     """
 
