@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -c constraints.txt
 
-.PHONY: demo test bench clean
+.PHONY: demo demo-quick test docs bench clean
 
 $(VENV)/.core: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(VENV)/.test: $(VENV)/.core
 	$(PIP) -e '.[test]'
 	touch $@
 
+$(VENV)/.docs: $(VENV)/.core
+	$(PIP) -e '.[docs]'
+	touch $@
+
 $(VENV)/.bench: $(VENV)/.test
 	$(PIP) -e '.[test,bench]'
 	touch $@
@@ -25,8 +29,14 @@ $(VENV)/.bench: $(VENV)/.test
 demo: $(VENV)/.core
 	$(VENV)/bin/equiscale demo
 
+demo-quick: $(VENV)/.core
+	$(VENV)/bin/equiscale demo --quick
+
+docs: $(VENV)/.docs
+	$(VENV)/bin/mkdocs build --strict -d site
+
 test: $(VENV)/.test
-	$(PY) -m pytest -n 2 -q -m "not slow and not serial"
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow and not serial"
 	$(PY) -m pytest -q -m "serial and not slow"
 
 bench: $(VENV)/.bench
