@@ -16,7 +16,7 @@ def _main(name: str):
 
 def test_every_scale_has_an_example():
     names = {p.name for p in EXAMPLES.glob("*.py")}
-    assert {"continuum_fluid.py", "atomistic_potential.py", "o3_tensor_properties.py"} <= names
+    assert {"continuum_fluid.py", "atomistic_potential.py", "o3_tensor_properties.py", "steerable_fields.py"} <= names
 
 
 def test_continuum_example(tmp_path, capsys):
@@ -39,6 +39,13 @@ def test_o3_example(capsys):
     result = _main("o3_tensor_properties.py")(["--tiny"])
     assert result["cartesian"] < 1e-12 and result["irreps"] < 1e-12
     assert "D^1(R) == R: True" in capsys.readouterr().out
+
+
+def test_steerable_example(capsys):
+    result = _main("steerable_fields.py")(["--tiny"])
+    assert result["kernels"] == 10  # vector -> vector, rings 0, 1, 2, J <= min(2 r, 2): 2 + 4 + 4
+    assert result["constraint"] < 1e-12 and result["quarter_turns"] < 1e-12 and result["export"] < 1e-12
+    assert "equivariance error under 90-degree rotations" in capsys.readouterr().out
 
 
 def test_examples_run_as_scripts_with_the_environment_switch(monkeypatch, capsys):

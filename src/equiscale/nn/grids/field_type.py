@@ -127,6 +127,10 @@ class FieldType:
         body = " + ".join(f"{n}x[{rep.name}]" for n, rep in parts)
         return f"FieldType({self.group.name}: {body}; size {self.size})"
 
+    def restrict(self, subgroup: Any) -> "FieldType":
+        """The same fields seen by a subgroup, e.g. ``SO2() -> C(4)`` to test on grid-exact rotations."""
+        return FieldType(subgroup, [rep.restrict(subgroup) for rep in self.representations])
+
     def invariant_basis(self) -> torch.Tensor:
         """Block-diagonal :func:`invariant_vectors` of all fields, float64 ``(size, count)``."""
         distinct, ids = self.type_ids()
