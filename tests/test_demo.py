@@ -43,10 +43,10 @@ def test_quick_demo_runs_every_section_within_budget(quick_demo, capsys):
     assert status == 0
     assert seconds < 120, f"the quick demo took {seconds:.0f} CPU-s (budget 2 minutes)"
     report = (out / "report.md").read_text()
-    for title in ("## Summary", "## Continuum", "## Atomistic", "## Symmetry check", "### Trained models"):
+    for title in ("## Summary", "## Continuum", "## Atomistic", "## Steerable", "## Symmetry check", "### Trained models"):
         assert title in report
     sections = _metrics(out)
-    assert set(sections) == {"Continuum", "Atomistic", "Symmetry check"}
+    assert set(sections) == {"Continuum", "Atomistic", "Steerable", "Symmetry check"}
     assert not any(s["failed"] for s in sections.values())
 
 
@@ -54,7 +54,7 @@ def test_quick_demo_runs_every_section_within_budget(quick_demo, capsys):
 def test_report_links_only_existing_png_figures(quick_demo):
     out, _, _ = quick_demo
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", (out / "report.md").read_text())
-    assert len(links) >= 6  # rollout error, three rollouts, parity, energy conservation
+    assert len(links) >= 8  # rollout error, three rollouts, parity, energy conservation, field slice, angles
     for link in links:
         assert (out / link).read_bytes()[:8] == PNG, link
     figures = [f for s in _metrics(out).values() for f in s["figures"]]
@@ -73,6 +73,9 @@ def test_quick_demo_measures_what_the_scales_promise(quick_demo):
     atoms = sections["Atomistic"]["metrics"]
     assert 0 < atoms["force_mae"] < 1000 and atoms["structures"] == 3
     assert abs(atoms["md_drift"]) < 50 and atoms["md_duration"] > 0  # meV/atom/ps: no blow-up
+    fields = sections["Steerable"]["metrics"]  # row 0: the SO(3)-steerable CNN, then the plain CNNs
+    assert fields["efield_0_equivariance"] < 1e-5 < fields["efield_1_equivariance"]  # the 24 cube rotations
+    assert 0 < fields["efield_0_error"] < 2
     checks = sections["Symmetry check"]["metrics"]
     core = {k: v for k, v in checks.items() if not k.startswith(("fluid", "Cu potential"))}
     assert len(core) == 14 and max(v for k, v in core.items() if "float64" in k) < 1e-12

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 # Modules whose ``register(verbs)`` adds a task under each verb, e.g. ``equiscale data fluid``.
 # ``verbs`` maps "data", "train" and "evaluate" to argparse sub-parser collections. Keep these
 # modules light: they import their heavy code inside the command functions.
-APPLICATION_COMMANDS: list[str] = ["equiscale.continuum.commands", "equiscale.atomistic.commands"]
+APPLICATION_COMMANDS: list[str] = ["equiscale.continuum.commands", "equiscale.continuum.steerable_commands",
+                                   "equiscale.atomistic.commands"]
 
 VERBS = {
     "data": "generate reference data",

@@ -3,7 +3,7 @@
 Each function has the signature ``section(ctx: DemoContext) -> SectionResult`` (see
 :mod:`equiscale.demo.context`) and is imported only when it runs. The symmetry section comes last
 because it measures the models the other sections trained. To add a section, add one line here,
-e.g. ``"steerable": "equiscale.steerable_demo:section_steerable"`` before ``"symmetry"``.
+e.g. ``"name": "package.module:section_name"`` before ``"symmetry"``.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ __all__ = ["SECTIONS", "SECTION_NAMES", "load_section"]
 SECTIONS: dict[str, str] = {
     "continuum": "equiscale.demo.continuum:section_continuum",
     "atomistic": "equiscale.demo.atomistic:section_atomistic",
+    "steerable": "equiscale.demo.steerable:section_steerable",
     "symmetry": "equiscale.demo.symmetry:section_symmetry",
 }
 SECTION_NAMES: list[str] = list(SECTIONS)

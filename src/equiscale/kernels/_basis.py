@@ -160,9 +160,9 @@ def kernel_basis(group: Any, in_rep: Representation, out_rep: Representation, ke
             layers cap them there by default).
         method: ``"analytic"`` (Clebsch-Gordan / complex products) or ``"numerical"`` (nullspace of
             the constraint); they span the same kernels.
-        strict: raise ValueError when an output irrep receives no kernel although higher
-            frequencies would give it one (the kernel is too small for the requested frequencies),
-            or when no kernel exists at all.
+        strict: raise ValueError when no kernel exists, naming the frequency needed when a larger
+            kernel (higher frequencies) would give one. Output irreps that receive no kernel while
+            others do (a band-limited regular field) are listed in ``basis.starved_outputs``.
         decompositions: optional dict the caller keeps to reuse decompositions of the same
             representation objects across calls (the layers pass one per layer).
     """
@@ -225,14 +225,13 @@ def kernel_basis(group: Any, in_rep: Representation, out_rep: Representation, ke
             starved.append((index, a.name, needed))
         out_offset += a.dim
     basis = KernelBasis(group, in_rep, out_rep, blocks, q_in, q_out, sigma, support, starved, reached_outputs)
-    if strict:
+    if strict and len(basis) == 0:
         if starved:
             _, name, needed = starved[0]
             raise ValueError(
-                f"kernel_basis: the output irrep {name} of {out_rep.name} receives no kernel from {in_rep.name}: it needs "
-                f"angular frequency {needed}, but radii up to {max(radii):g} with frequency_cutoff {frequency_cutoff:g} "
-                f"{'' if max_frequency is None else f'and max_frequency {max_frequency} '}allow at most {j_allowed}; use a larger kernel_size (or raise "
-                f"frequency_cutoff / max_frequency)")
-        if len(basis) == 0:
-            raise ValueError(f"kernel_basis: no {group.name}-equivariant kernel maps {in_rep.name} to {out_rep.name}")
+                f"kernel_basis: no kernel maps {in_rep.name} to {out_rep.name} at these frequencies: the output irrep "
+                f"{name} needs angular frequency {needed}, but radii up to {max(radii):g} with frequency_cutoff "
+                f"{frequency_cutoff:g} {'' if max_frequency is None else f'and max_frequency {max_frequency} '}allow "
+                f"at most {j_allowed}; use a larger kernel_size (or raise frequency_cutoff / max_frequency)")
+        raise ValueError(f"kernel_basis: no {group.name}-equivariant kernel maps {in_rep.name} to {out_rep.name}")
     return basis

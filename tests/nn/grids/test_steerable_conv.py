@@ -139,6 +139,10 @@ def test_frequency_cap_follows_the_grid():
     assert SteerableConv2d(FieldType(so2, [so2.irrep(0)]), FieldType(so2, [so2.irrep(2)]), 5).max_frequency == 2
     with pytest.raises(ValueError, match="needs angular frequency 3"):
         SteerableConv2d(FieldType(so2, [so2.irrep(0)]), FieldType(so2, [so2.irrep(3)]), 5)
+    # A band-limited regular field is fine: C(8)'s irreps 3 and 4 would need J = 3, 4 > 2 from a scalar.
+    c8 = C(8)
+    lifting = SteerableConv2d(FieldType(c8, [c8.irrep(0)]), FieldType(c8, [c8.regular_representation()]), 5)
+    assert {needed for _, _, needed in lifting.starved_outputs} == {3, 4}
     c4 = C(4)
     layer = SteerableConv2d(FieldType(c4, [c4.irrep(0)]), FieldType(c4, [c4.regular_representation()]), 3)
     assert layer.max_frequency is None  # the sign irrep needs J = 2 on the 3x3 grid: exact for quarter turns

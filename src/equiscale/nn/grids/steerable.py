@@ -87,6 +87,7 @@ class _SteerableConv(nn.Module):
         self._out_dims = [rep.dim for rep in out_reps]
         self._pairs: list[tuple[int, int, int]] = []  # (u, v, number of basis kernels)
         decompositions: dict = {}
+        self.starved_outputs: list[tuple[str, str, int]] = []  # (field, irrep, frequency it would need)
         if max_frequency is None and not _grid_exact(self.group):
             # Harmonics above the outer ring's radius alias on the pixel grid (a 5x5 kernel: J <= 2).
             max_frequency = int(math.floor(max(radii) if radii is not None else (kernel_size - 1) / 2))
@@ -103,17 +104,20 @@ class _SteerableConv(nn.Module):
                     starved.setdefault(index, (irrep_name, needed))
                 self._pairs.append((u, v, len(basis)))
                 self.register_buffer(f"basis_{u}_{v}", basis.on_grid(kernel_size).to(**factory), persistent=False)
-            dead = {i: s for i, s in starved.items() if i not in reached}
-            if dead:
-                irrep_name, needed = next(iter(dead.values()))
-                raise ValueError(
-                    f"{name}: kernel_size {kernel_size} is too small for the requested frequencies: the output field "
-                    f"{rep_out.name} (its component {irrep_name}) receives no kernel from {in_type!r}; it needs angular "
-                    f"frequency {needed}, above min(frequency_cutoff x radius, max_frequency) on every ring; use a "
-                    f"larger kernel_size (or raise frequency_cutoff / max_frequency)")
             if not reached:
+                if starved:
+                    irrep_name, needed = next(iter(starved.values()))
+                    raise ValueError(
+                        f"{name}: kernel_size {kernel_size} is too small for the requested frequencies: the output "
+                        f"field {rep_out.name} receives no kernel from {in_type!r}; its component {irrep_name} needs "
+                        f"angular frequency {needed}, above min(frequency_cutoff x radius, max_frequency) on every "
+                        f"ring; use a larger kernel_size (or raise frequency_cutoff / max_frequency)")
                 raise ValueError(f"{name}: no {self.group.name}-equivariant kernel maps {in_type!r} to the output "
                                  f"field {rep_out.name}: its channels would always be zero")
+            # Components of a field that no kernel reaches (e.g. the highest frequencies of a regular field
+            # under the frequency cap) stay zero before the bias: the field is band-limited.
+            self.starved_outputs.extend((rep_out.name, irrep_name, needed) for index, (irrep_name, needed)
+                                        in starved.items() if index not in reached)
 
         sizes = [self._out_counts[u] * self._in_counts[v] * n for u, v, n in self._pairs]
         self._segments = sizes
