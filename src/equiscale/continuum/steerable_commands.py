@@ -9,22 +9,9 @@ are imported inside the command functions so that ``equiscale --help`` stays fas
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+from equiscale.continuum.commands import _positive_float, _positive_int  # the same argument types as `train fluid`
 
 
 def _common(parser: argparse.ArgumentParser, budget: str) -> None:
