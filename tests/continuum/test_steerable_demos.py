@@ -184,3 +184,15 @@ def test_bad_options_are_usage_errors(tmp_path, run_cli, capsys):
     assert run_cli("train", "efield", "--out", tmp_path / "x", "--quick", "--quiet", "--samples", "2") == 2
     assert "at least 3 samples" in capsys.readouterr().err
     assert run_cli("train", "velocity", "--data", tmp_path / "missing.npz", "--out", tmp_path / "y", "--quiet") == 2
+
+
+def test_yaml_config_fills_options_and_bad_settings_are_one_line_errors(run_cli, tmp_path, capsys):
+    config = tmp_path / "efield.yaml"
+    config.write_text("quick: true\nmax-time: 0.5\nsamples: 12\nresolution: 8\nout: %s\n" % (tmp_path / "run"))
+    assert run_cli("train", "efield", "--config", config, "--quiet") == 0
+    assert (tmp_path / "run" / "report.md").is_file()
+    config.write_text("bogus: 1\n")
+    assert run_cli("train", "efield", "--config", config, "--out", tmp_path / "x") == 2
+    assert "unknown setting 'bogus'" in capsys.readouterr().err
+    assert run_cli("train", "velocity", "--quick") == 2
+    assert "no output directory: pass --out DIR" in capsys.readouterr().err

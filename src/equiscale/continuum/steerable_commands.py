@@ -14,9 +14,46 @@ from typing import Any
 from equiscale.continuum.commands import _positive_float, _positive_int  # the same argument types as `train fluid`
 
 
+_NOT_SETTINGS = {"config", "run", "command", "task", "debug"}
+
+
+def _with_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Fill the options not given on the command line from ``--config FILE.yaml`` (keys: option names)."""
+    if args.config is not None:
+        from equiscale.configfile import read_yaml_mapping
+
+        actions = {action.dest: action for action in parser._actions}
+        for key, value in read_yaml_mapping(args.config).items():
+            dest = key.replace("-", "_")
+            if dest in _NOT_SETTINGS or dest not in actions:
+                known = ", ".join(sorted(d for d in actions if d not in _NOT_SETTINGS and d != "help"))
+                raise ValueError(f"config file {args.config}: unknown setting {key!r} (known: {known})")
+            if getattr(args, dest) != parser.get_default(dest):
+                continue  # the command line wins
+            action = actions[dest]
+            if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+                if not isinstance(value, bool):
+                    raise ValueError(f"config file {args.config}: {key} must be true or false, got {value!r}")
+            elif value is not None and action.type is not None:
+                try:
+                    value = action.type(str(value))
+                except (argparse.ArgumentTypeError, ValueError) as error:
+                    raise ValueError(f"config file {args.config}: {key}: {error}") from None
+            if action.choices is not None and value not in action.choices:
+                raise ValueError(f"config file {args.config}: {key} must be one of {list(action.choices)}, got {value!r}")
+            setattr(args, dest, value)
+    for dest, what, option in (("out", "output directory", "--out DIR"), ("data", "training data", "--data FILE.npz")):
+        if hasattr(args, dest) and getattr(args, dest) is None:
+            raise ValueError(f"no {what}: pass {option} (or set '{dest}:' in the --config file)")
+    return args
+
+
 def _common(parser: argparse.ArgumentParser, budget: str) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory: report.md, figures, one run "
-                        "folder per model")
+    parser.add_argument("--config", default=None, metavar="FILE.yaml",
+                        help="YAML file of settings (option names as keys, e.g. 'max-time: 120'); options given here "
+                        "win (default: none)")
+    parser.add_argument("--out", default=None, metavar="DIR", help="output directory: report.md, figures, one run "
+                        "folder per model; required here or in --config")
     parser.add_argument("--max-time", type=_positive_float, default=None, metavar="SECONDS",
                         help=f"training budget per model in seconds, of this process's CPU time unless --clock wall "
                         f"({budget})")
@@ -75,10 +112,11 @@ def register(verbs: dict[str, Any]) -> None:
         "held-out trajectories and the equivariance errors under 90-degree rotations and, on an analytic flow, under "
         "any angle. Writes DIR/report.md, metrics.json and PNG figures; checkpoints in DIR/<model>/. Defaults: 60 s "
         "of CPU time per model.")
-    velocity.add_argument("--data", required=True, metavar="FILE.npz", help="fluid data: vorticity [N, T + 1, R, R] "
-                          "(see `equiscale data fluid`); the last N/6 trajectories are held out for the test")
+    velocity.add_argument("--data", default=None, metavar="FILE.npz", help="fluid data: vorticity [N, T + 1, R, R] "
+                          "(see `equiscale data fluid`); the last N/6 trajectories are held out for the test; "
+                          "required here or in --config")
     _common(velocity, "default 60; --quick 2")
-    velocity.set_defaults(run=_velocity)
+    velocity.set_defaults(run=lambda args: _velocity(_with_config(args, velocity)))
 
     efield = verbs["train"].add_parser(
         "efield", help="3D electrostatics rho -> E: SO(3)-steerable CNN vs plain 3D CNNs, report and figures",
@@ -94,4 +132,4 @@ def register(verbs: dict[str, Any]) -> None:
     efield.add_argument("--resolution", type=_positive_int, default=None,
                         help="grid points per side (default 16, --quick 8)")
     _common(efield, "default 60; --quick 2")
-    efield.set_defaults(run=_efield)
+    efield.set_defaults(run=lambda args: _efield(_with_config(args, efield)))
