@@ -77,7 +77,11 @@ def test_quick_demo_measures_what_the_scales_promise(quick_demo):
     assert fields["efield_0_equivariance"] < 1e-5 < fields["efield_1_equivariance"]  # the 24 cube rotations
     assert 0 < fields["efield_0_error"] < 2
     checks = sections["Symmetry check"]["metrics"]
-    core = {k: v for k, v in checks.items() if not k.startswith(("fluid", "Cu potential"))}
+    # trained in float32: its sampled basis carries float32 rounding into the float64 copy (a model built in
+    # float64 is exact to 1e-15, tests/nn/grids/test_steerable_conv.py)
+    assert checks["field SO(3)-steerable CNN [float64]"] < 1e-6
+    assert checks["field CNN, same parameters [float64]"] > 1e-3
+    core = {k: v for k, v in checks.items() if not k.startswith(("fluid", "Cu potential", "field"))}
     assert len(core) == 14 and max(v for k, v in core.items() if "float64" in k) < 1e-12
     assert checks["fluid C(4) G-CNN: one step [float64]"] < 1e-12
     assert checks["fluid CNN: one step [float64]"] > 1e-3

@@ -720,8 +720,9 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
     Quick: tiny sizes (< 30 s in all); otherwise :data:`EFIELD_DEMO` (under 90 s of training) unless
     ``settings``/``samples``/``resolution``/``max_time`` say otherwise. Writes ``report.md``,
     ``metrics.json``, ``efield_slice.png`` and ``efield_equivariance_angles.png`` to ``out_dir``;
-    returns ``{"markdown", "figures", "rows"}`` with ``rows`` = ``dict(model, error, equivariance (cube
-    rotations), equivariance_random, ...)``.
+    returns ``{"markdown", "figures", "rows", "models", "resolution", "box_size"}`` with ``rows`` =
+    ``dict(model, error, equivariance (cube rotations), equivariance_random, ...)`` and ``models`` the
+    trained modules by name.
     """
     from equiscale.continuum.electrostatics import electric_field, random_charge_density
     from equiscale.groups import SO3
@@ -831,7 +832,8 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
                                        "angle_curves": angle_curves, "record": record})
     summary_rows = [{"model": r["label"], "error": r["error"], "equivariance": r["equivariance_cube"],
                      "equivariance_random": r["equivariance_random_max"], "parameters": r["parameters"]} for r in rows]
-    return {"markdown": markdown, "figures": figures, "rows": summary_rows}
+    return {"markdown": markdown, "figures": figures, "rows": summary_rows, "models": trained,
+            "resolution": settings.resolution, "box_size": settings.box_size}
 
 
 def _relative_3d(prediction: Tensor, truth: Tensor) -> Tensor:

@@ -13,6 +13,10 @@ representations, and the expansion is one ``einsum`` per pair; the filter is reb
 weight update and cached for inference (:class:`~._filter_cache.FilterCache`); the forward is one
 ``conv2d``/``conv3d``. :meth:`export` returns the equivalent plain ``nn.Conv2d``/``nn.Conv3d``.
 
+The basis is sampled once, in the layer's dtype: a layer built in float32 and converted with
+``.double()`` keeps float32 rounding in its kernels (equivariance ~1e-8); build it with
+``dtype=torch.float64`` for errors at 1e-15.
+
 Initialisation is computed from the basis: each output field's coefficients have the variance
 that gives unit output variance for inputs with unit-variance, independent entries (times
 ``gain**2``).
