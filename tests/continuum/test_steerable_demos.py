@@ -157,7 +157,8 @@ def test_train_efield_resume_continues_with_a_larger_budget(tmp_path, run_cli):
 def test_run_efield_demo_returns_markdown_figures_rows(tmp_path):
     pytest.importorskip("matplotlib")
     result = run_efield_demo(tmp_path, quick=True, seed=1, progress=False, samples=5)
-    assert set(result) == {"markdown", "figures", "rows"}
+    assert set(result) == {"markdown", "figures", "rows", "models", "resolution", "box_size"}
+    assert set(result["models"]) == {"steerable", "cnn", "cnn-wide"}
     assert all(path.exists() for path in result["figures"])
     assert [set(r) >= {"model", "error", "equivariance"} for r in result["rows"]] == [True] * 3
     assert "| SO(3)-steerable CNN |" in result["markdown"]
