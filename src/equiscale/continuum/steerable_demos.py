@@ -5,11 +5,12 @@
 (:class:`~equiscale.continuum.models.FluidGCNN`, its predictions turned into velocity) and a plain
 CNN on velocity of about the same parameter count, then measures one-step and rollout errors of
 velocity on held-out trajectories and the equivariance errors under quarter turns and under
-arbitrary angles (:func:`angle_equivariance_2d`).
+arbitrary angles (:func:`~.rotation_error.angle_equivariance_2d`).
 
 :func:`run_efield_demo` trains an ``SO(3)``-steerable CNN and plain 3D CNNs to map a periodic charge
 density to its electric field (:mod:`.electrostatics`), then measures the held-out error and the
-equivariance under the 24 rotations of the cube and under random rotations (:func:`rotation_error_3d`).
+equivariance under the 24 rotations of the cube and under random rotations
+(:func:`~.rotation_error.rotation_error_3d`). Figures: :mod:`.steerable_plots`.
 
 Every model starts from the same data-dependent initialisation (:func:`~.steerable_models.calibrate`:
 each convolution scaled to unit output RMS on 8 training inputs). Training uses
@@ -42,7 +43,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from equiscale.continuum.steerable_models import calibrate, count_parameters
-from equiscale.continuum.velocity_field import derivative_wavenumbers, rotate_vector_field, velocity_from_vorticity
+from equiscale.continuum.rotation_error import (_axis_angle, _spectral_gradient, analytic_charges, analytic_flow,
+                                                angle_equivariance_2d, cube_rotations, fourier_interpolate,
+                                                rotation_error_3d)
+from equiscale.continuum.steerable_plots import _plot_angles, _plot_efield_slice, _plot_velocity_rollout
+from equiscale.continuum.velocity_field import rotate_vector_field, velocity_from_vorticity
 from equiscale.train import Trainer, TrainerConfig, load_checkpoint, write_line
 
 __all__ = ["VelocitySettings", "EfieldSettings", "VELOCITY_QUICK", "VELOCITY_DEMO", "VELOCITY_FULL", "EFIELD_QUICK",
@@ -166,151 +171,6 @@ def _pairs(frames: Tensor, ids: list[int]) -> tuple[Tensor, Tensor]:
 
 
 # --- shared: measuring equivariance at any angle --------------------------------------------------------
-def fourier_interpolate(field: Tensor, points: Tensor) -> Tensor:
-    """Values of a periodic band-limited field between its samples, float64 ``(..., n)``.
-
-    ``field`` ``(..., *grid)`` with ``d = points.shape[-1]`` grid axes in array order (``(H, W)`` or
-    ``(D, H, W)``); ``points`` ``(n, d)`` in pixel units ``(x, y[, z])`` with the grid centred as in
-    :mod:`equiscale.testing` (sample ``i`` at ``i - (size - 1) / 2``). Exact at the samples; the
-    Nyquist mode of an even axis is taken as a cosine (the real, symmetric choice).
-    """
-    d = points.shape[-1]
-    sizes = field.shape[-d:]
-    spectrum = torch.fft.fftn(field.double(), dim=tuple(range(-d, 0)))
-    phases = []
-    for axis in range(d):  # coordinate axis: 0 = x (last array axis)
-        n = sizes[-1 - axis]
-        t = points[:, axis].double() + (n - 1) / 2
-        frequency = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64)
-        phase = torch.exp(2j * math.pi * t[:, None] * frequency[None, :] / n)
-        if n % 2 == 0:
-            phase[:, n // 2] = torch.cos(math.pi * t).to(phase.dtype)
-        phases.append(phase)
-    equation = "...yx,py,px->...p" if d == 2 else "...zyx,pz,py,px->...p"
-    values = torch.einsum(equation, spectrum, *reversed(phases)) / math.prod(sizes)
-    return values.real
-
-
-def _interior(resolution: int, d: int, fraction: float = 0.3) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Grid points within ``fraction * resolution`` pixels of the centre: coordinates ``(n, d)`` (x, y[, z])
-    and their array indices (one tensor per array axis, in array order)."""
-    centred = torch.arange(resolution, dtype=torch.float64) - (resolution - 1) / 2
-    grids = torch.meshgrid(*([centred] * d), indexing="ij")  # array order (z,) y, x
-    coords = torch.stack([grids[d - 1 - a].reshape(-1) for a in range(d)], -1)
-    inside = coords.norm(dim=-1) <= fraction * resolution
-    index = torch.nonzero(inside.reshape([resolution] * d), as_tuple=True)
-    return coords[inside], index
-
-
-def _rotation_2d(theta: float) -> Tensor:
-    c, s = math.cos(theta), math.sin(theta)
-    return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
-
-
-def _rotated_error(reference: Tensor, moved: Tensor, rotation: Tensor, fraction: float = 0.3) -> float:
-    """``max_interior |moved(p) - R reference(R^-1 p)| / max |reference|`` for vector fields ``(d, *grid)``."""
-    d = rotation.shape[0]
-    points, index = _interior(reference.shape[-1], d, fraction)
-    expected = rotation @ fourier_interpolate(reference, points @ rotation)  # rows p^T R = (R^-1 p)^T
-    actual = moved.double()[(slice(None), *index)]
-    return float((actual - expected).abs().max() / reference.double().abs().max().clamp_min(1e-300))
-
-
-def analytic_flow(resolution: int, domain_size: float, theta: float = 0.0) -> tuple[Tensor, Tensor]:
-    """Three Gaussian vortices near the centre, rotated by ``theta``: velocity ``(2, R, R)`` and vorticity
-    ``(R, R)``, float64, from the stream function ``psi = sum a_i exp(-|p - c_i|^2 / (2 s^2))`` analytically
-    (so the rotated field is exact, not interpolated). Negligible beyond 0.4 of the box from the centre."""
-    h = domain_size / resolution
-    coords = (torch.arange(resolution, dtype=torch.float64) - (resolution - 1) / 2) * h
-    y, x = torch.meshgrid(coords, coords, indexing="ij")
-    centres = torch.tensor([[0.08, 0.03], [-0.06, 0.07], [0.01, -0.09]], dtype=torch.float64) * domain_size
-    centres = centres @ _rotation_2d(theta).T
-    amplitudes, sigma = (1.0, -0.8, 0.6), 0.08 * domain_size
-    u = torch.zeros(2, resolution, resolution, dtype=torch.float64)
-    w = torch.zeros(resolution, resolution, dtype=torch.float64)
-    for a, (cx, cy) in zip(amplitudes, centres.tolist()):
-        dx, dy = x - cx, y - cy
-        g = a * torch.exp(-(dx**2 + dy**2) / (2 * sigma**2))
-        u[0] += -dy / sigma**2 * g
-        u[1] += dx / sigma**2 * g
-        w += (2 / sigma**2 - (dx**2 + dy**2) / sigma**4) * g
-    return u, w
-
-
-def angle_equivariance_2d(increment: Callable[[Tensor, Tensor], Tensor], resolution: int, domain_size: float,
-                          angles: list[float], speed: float) -> list[float]:
-    """Equivariance error of a velocity map at each angle (radians), on :func:`analytic_flow` scaled to ``speed``.
-
-    ``increment(u, w)`` gets the analytic velocity ``(1, 2, R, R)`` and vorticity ``(1, R, R)`` (float64)
-    and returns the predicted velocity increment ``(2, R, R)``. The error at angle ``t`` is
-    ``max_interior |inc(g.x)(p) - R inc(x)(R^-1 p)| / max |inc(x)|``.
-    """
-    u0, w0 = analytic_flow(resolution, domain_size)
-    scale = speed / float(u0.norm(dim=0).max())
-    reference = increment(u0[None] * scale, w0[None] * scale)
-    errors = []
-    for theta in angles:
-        u, w = analytic_flow(resolution, domain_size, theta)
-        errors.append(_rotated_error(reference, increment(u[None] * scale, w[None] * scale), _rotation_2d(theta)))
-    return errors
-
-
-def cube_rotations() -> list[Tensor]:
-    """The 24 rotations of the cube, float64 ``(3, 3)`` matrices (the identity first)."""
-    generators = [torch.tensor([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=torch.float64),
-                  torch.tensor([[0, 0, 1], [0, 1, 0], [-1, 0, 0]], dtype=torch.float64)]
-    out = [torch.eye(3, dtype=torch.float64)]
-    for a in out:  # grows while iterating: closes under the generators
-        for b in generators:
-            c = a @ b
-            if not any(torch.equal(c, m) for m in out):
-                out.append(c)
-    return out
-
-
-def _axis_angle(axis: Tensor, angle: float) -> Tensor:
-    axis = axis / axis.norm()
-    k = torch.tensor([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]], dtype=torch.float64)
-    return torch.eye(3, dtype=torch.float64) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
-
-
-def analytic_charges(resolution: int, box_size: float, rotation: Tensor | None = None) -> Tensor:
-    """Three neutral Gaussian charge blobs near the centre (charges 1, -0.7, -0.3), rotated exactly by ``rotation``:
-    float64 ``(R, R, R)``. Negligible beyond 0.4 of the box from the centre."""
-    from equiscale.continuum.electrostatics import gaussian_charges
-
-    centres = torch.tensor([[0.07, 0.02, -0.03], [-0.05, 0.06, 0.04], [0.01, -0.07, 0.05]], dtype=torch.float64)
-    centres = centres * box_size
-    if rotation is not None:
-        centres = centres @ rotation.T
-    charges = torch.tensor([1.0, -0.7, -0.3], dtype=torch.float64)
-    widths = torch.full((3,), 0.09 * box_size, dtype=torch.float64)
-    return gaussian_charges(centres, charges, widths, resolution, box_size, periodic=False)
-
-
-def rotation_error_3d(field_map: Callable[[Tensor], Tensor], resolution: int, box_size: float,
-                      rotations: list[Tensor], amplitude: float) -> list[float]:
-    """Equivariance error of ``rho -> E`` at each rotation, on :func:`analytic_charges` scaled to ``max|rho| = amplitude``.
-
-    ``field_map(rho)`` maps ``(1, R, R, R)`` float64 to ``(3, R, R, R)``. The error at ``R`` is
-    ``max_interior |f(R.rho)(p) - R f(rho)(R^-1 p)| / max |f(rho)|``.
-    """
-    rho0 = analytic_charges(resolution, box_size)
-    scale = amplitude / float(rho0.abs().max())
-    reference = field_map(rho0[None] * scale)
-    return [_rotated_error(reference, field_map(analytic_charges(resolution, box_size, r)[None] * scale), r)
-            for r in rotations]
-
-
-def _spectral_gradient(rho: Tensor) -> Tensor:
-    """``-grad(rho)`` ``(3, R, R, R)`` of ``(1, R, R, R)``: a local map, exactly SO(3)-equivariant in the continuum."""
-    n = rho.shape[-1]
-    k = [derivative_wavenumbers(n, n, torch.float64)] * 2 + [derivative_wavenumbers(n, n, torch.float64, half=True)]
-    spectrum = torch.fft.rfftn(rho[0], dim=(-3, -2, -1))
-    kz, ky, kx = k[0][:, None, None], k[1][None, :, None], k[2][None, None, :]
-    return torch.stack([torch.fft.irfftn(-1j * kk * spectrum, s=(n, n, n)) for kk in (kx, ky, kz)])
-
-
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
@@ -322,109 +182,6 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 # --- figures ----------------------------------------------------------------------------------------
-def _plot_velocity_rollout(truth: np.ndarray, predictions: dict[str, np.ndarray], steps: list[int], path: Path,
-                           streamlines: bool) -> None:
-    """Rows: truth, then prediction and error of each model; columns: rollout steps. Arrays ``[T + 1, 2, R, R]``;
-    speed as colour, streamlines on top (x along columns, y upwards)."""
-    from equiscale.continuum.plots import _pyplot
-
-    plt = _pyplot()
-    rows = [("truth", truth, False)]
-    for label, predicted in predictions.items():
-        rows += [(f"{label}\nprediction", predicted, False), (f"{label}\nerror", predicted - truth, True)]
-    fig, axes = plt.subplots(len(rows), len(steps), figsize=(2.1 * len(steps) + 1.4, 2.0 * len(rows)), squeeze=False,
-                             layout="constrained")
-    speed_max = float(np.linalg.norm(truth[steps], axis=1).max())
-    error_max = max([float(np.linalg.norm(r[1][steps], axis=1).max()) for r in rows if r[2]] + [1e-12])
-    grid = np.arange(truth.shape[-1])
-    for i, (label, field, is_error) in enumerate(rows):
-        for j, step in enumerate(steps):
-            axis = axes[i, j]
-            speed = np.linalg.norm(field[step], axis=0)
-            image = axis.imshow(speed, origin="lower", cmap="magma" if is_error else "viridis", vmin=0,
-                                vmax=error_max if is_error else speed_max)
-            if streamlines and not is_error:
-                axis.streamplot(grid, grid, field[step, 0], field[step, 1], color="white", density=0.6, linewidth=0.5,
-                                arrowsize=0.5)
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if i == 0:
-                axis.set_title(f"step {step}")
-            if j == 0:
-                axis.set_ylabel(label, fontsize=7)
-        fig.colorbar(image, ax=axes[i, :].tolist(), shrink=0.9, label="|error|" if is_error else "speed")
-    fig.suptitle("velocity rollout from a held-out frame: speed and streamlines")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def _plot_angles(angles: list[float], curves: dict[str, list[float]], path: Path, title: str,
-                 references: tuple[str, ...] = ()) -> None:
-    """Equivariance error against rotation angle (degrees), one line per model; ``references`` grey."""
-    from equiscale.continuum.plots import _pyplot
-
-    plt = _pyplot()
-    fig, axis = plt.subplots(figsize=(6.5, 4.2))
-    dashes = iter(["--", ":", "-."])
-    models = sorted(label for label in curves if label not in references)  # colours as in plot_error_curves
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for label, values in curves.items():
-        style = ({"color": "grey", "linestyle": next(dashes)} if label in references
-                 else {"marker": "o", "markersize": 3, "color": colours[models.index(label) % len(colours)]})
-        axis.plot(angles, np.maximum(np.asarray(values), 1e-17), label=label, **style)
-    axis.set_yscale("log")
-    axis.set_xlabel("rotation angle (degrees)")
-    axis.set_ylabel("relative equivariance error (interior)")
-    axis.set_xticks(list(range(0, 91, 15)))
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
-    axis.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _plot_efield_slice(rho: np.ndarray, truth: np.ndarray, predictions: dict[str, np.ndarray], path: Path) -> None:
-    """The middle z-slice: the density, |E| with in-plane arrows (truth, each model) and each model's |error|."""
-    from equiscale.continuum.plots import _pyplot
-
-    plt = _pyplot()
-    z = rho.shape[0] // 2
-    columns = 2 + len(predictions)
-    fig, axes = plt.subplots(2, columns, figsize=(2.3 * columns + 1.0, 5.0), squeeze=False, layout="constrained")
-    limit = float(np.abs(rho[z]).max())
-    axes[0, 0].imshow(rho[z], origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit)
-    axes[0, 0].set_title("charge density", fontsize=8)
-    magnitude_max = float(np.linalg.norm(truth[:, z], axis=0).max())
-    errors = {k: np.linalg.norm(v[:, z] - truth[:, z], axis=0) for k, v in predictions.items()}
-    error_max = max([float(e.max()) for e in errors.values()] + [1e-12])
-    grid = np.arange(rho.shape[-1])
-    stride = max(1, rho.shape[-1] // 12)
-    for j, (label, field) in enumerate([("truth", truth)] + list(predictions.items()), start=1):
-        axis = axes[0, j]
-        top = axis.imshow(np.linalg.norm(field[:, z], axis=0), origin="lower", cmap="viridis", vmin=0,
-                          vmax=magnitude_max)
-        s = slice(None, None, stride)
-        axis.quiver(grid[s], grid[s], field[0, z][s, s], field[1, z][s, s], color="white", scale_units="xy",
-                    angles="xy", scale=magnitude_max / max(stride, 1) * 1.2, width=0.008)
-        axis.set_title(f"|E| {label}", fontsize=8)
-        if label in errors:
-            image = axes[1, j].imshow(errors[label], origin="lower", cmap="magma", vmin=0, vmax=error_max)
-            axes[1, j].set_title(f"|error| {label}", fontsize=8)
-    for axis in axes.flat:
-        axis.set_xticks([])
-        axis.set_yticks([])
-    axes[1, 0].axis("off")
-    axes[1, 1].axis("off")
-    fig.colorbar(top, ax=axes[0, :].tolist(), shrink=0.9, label="|E|")
-    if predictions:
-        fig.colorbar(image, ax=axes[1, :].tolist(), shrink=0.9, label="|E error|")
-    fig.suptitle(f"held-out sample, slice z = {z}: field magnitude, in-plane (E_x, E_y) arrows")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-# --- velocity ---------------------------------------------------------------------------------------
 VELOCITY_MODELS = {"steerable": "C(8)-steerable CNN on velocity", "gcnn": "C(4) G-CNN on vorticity",
                    "cnn": "CNN on velocity"}
 

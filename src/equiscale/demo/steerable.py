@@ -9,32 +9,19 @@ symmetry section (random rotations of the cube, which map the grid onto itself, 
 from __future__ import annotations
 
 import copy
-import itertools
 from typing import Callable
 
 import torch
 
 from equiscale.demo.context import DemoContext, SectionResult, SummaryRow
 
-__all__ = ["section_steerable", "cube_rotations"]
-
-
-def cube_rotations() -> list[torch.Tensor]:
-    """The 24 rotations of the cube: signed permutation matrices with determinant +1, float64 ``(3, 3)``."""
-    out = []
-    for perm in itertools.permutations(range(3)):
-        for signs in itertools.product((1.0, -1.0), repeat=3):
-            m = torch.zeros(3, 3, dtype=torch.float64)
-            for row, (col, sign) in enumerate(zip(perm, signs)):
-                m[row, col] = sign
-            if torch.det(m) > 0:
-                out.append(m)
-    return out
+__all__ = ["section_steerable"]
 
 
 def _field_check(model: torch.nn.Module, resolution: int, box_size: float) -> Callable[[torch.dtype, torch.Generator], float]:
     """``measure(dtype, generator)``: the model's error under 4 random cube rotations of a random density."""
     from equiscale.continuum.electrostatics import random_charge_density
+    from equiscale.continuum.rotation_error import cube_rotations
     from equiscale.groups import SO3
     from equiscale.testing import GridField
 
