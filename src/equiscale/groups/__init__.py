@@ -30,7 +30,7 @@ Wigner-D, ``D^1(R) = R``); ``O3().irrep(l, p)`` (e3nn's ``Irrep(l, p).D_from_mat
 the docstrings of ``_finite`` and ``_compact`` for the matrices.
 """
 from equiscale.groups._compact import O2, O3, SO2, SO3, O2Group, O3Group, SO2Group, SO3Group
-from equiscale.groups._decompose import decompose
+from equiscale.groups._decompose import decompose, intertwiners
 from equiscale.groups._finite import C, CyclicGroup, D, DihedralGroup
 from equiscale.groups._representation import Representation, direct_sum, tensor_product
 from equiscale.groups._restrict import embedding, restrict
@@ -52,6 +52,7 @@ __all__ = [
     "direct_sum",
     "tensor_product",
     "decompose",
+    "intertwiners",
     "restrict",
     "embedding",
 ]

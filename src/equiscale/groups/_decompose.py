@@ -22,13 +22,13 @@ from equiscale.groups._common import batched_block_diag, batched_kron
 if TYPE_CHECKING:  # pragma: no cover
     from equiscale.groups._representation import Representation
 
-__all__ = ["decompose"]
+__all__ = ["decompose", "intertwiners"]
 
 _NULL_RTOL = 1e-9  # eigenvalues below this, relative to the norm bound 4k, count as zero
 _CHECK_TOL = 1e-9  # maximum error accepted in the final check
 
 
-def _intertwiners(rho: Tensor, D: Tensor) -> Tensor:
+def intertwiners(rho: Tensor, D: Tensor) -> Tensor:
     """Orthonormal basis ``(m, n, d)`` of ``{X (n, d): rho[t] X = X D[t] for all t}``.
 
     With row-major ``vec(X)``, ``A_t = rho_t (x) I - I (x) D_t^T`` and, both being orthogonal,
@@ -47,7 +47,7 @@ def _intertwiners(rho: Tensor, D: Tensor) -> Tensor:
 def _copies(rho: Tensor, D: Tensor, expected: int | None, gen: torch.Generator, label: str) -> list[Tensor]:
     """Isometries ``X (n, d)`` embedding the irrep ``D`` into ``rho``, mutually orthogonal."""
     n, d = rho.shape[-1], D.shape[-1]
-    basis = _intertwiners(rho, D)
+    basis = intertwiners(rho, D)
     copies: list[Tensor] = []
     while basis.shape[0] and (expected is None or len(copies) < expected):
         coeff = torch.randn(basis.shape[0], generator=gen, dtype=basis.dtype)

@@ -10,7 +10,8 @@ the harmonic, :func:`.harmonic_representation`). Both constructions below return
 basis of that space (Frobenius inner product), float64 ``(count, out.dim, in.dim, D_J.dim)``:
 
 * :func:`numerical_intertwiners`, any group: the nullspace of the constraint at the generators
-  (finite groups) or at a few fixed random elements (compact groups, which they generate densely).
+  (finite groups) or at a few fixed random elements (compact groups, which they generate densely),
+  solved by :func:`equiscale.groups.intertwiners` as in the decomposition of representations.
 * :func:`analytic_intertwiners`, for irreducible ``rho_in``, ``rho_out`` (the Wigner-Eckart
   construction): in 3D the Clebsch-Gordan coefficients ``wigner_3j(l_out, l_in, J)``, with the
   parity rule ``p_out = p_in (-1)^J`` for O(3); in 2D the products of complex numbers
@@ -26,7 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from equiscale.groups import CyclicGroup, DihedralGroup, O2Group, O3Group, Representation, SO2Group
+from equiscale.groups import CyclicGroup, DihedralGroup, O2Group, O3Group, Representation, intertwiners
+from equiscale.groups._common import batched_kron
 from equiscale.kernels._harmonics import harmonic_representation, space_dimension
 
 __all__ = ["numerical_intertwiners", "analytic_intertwiners", "constraint_elements"]
@@ -60,19 +62,9 @@ def numerical_intertwiners(group: Any, J: int, rho_in: Representation, rho_out: 
     """Orthonormal basis of intertwiners ``Y_J (x) rho_in -> rho_out`` from the constraint's nullspace."""
     harmonic = harmonic_representation(group, J)
     g = constraint_elements(group)
-    d_out, d_in, d_j = rho_out.dim, rho_in.dim, harmonic.dim
-    a_out, a_in, a_j = rho_out(g), rho_in(g), harmonic(g)
-    eye_oi = torch.eye(d_out * d_in, dtype=torch.float64)
-    blocks = []
-    for ro, ri, dj in zip(a_out, a_in, a_j):
-        # W x_m D_J(g) - (rho_out(g) (x) rho_in(g)) W = 0, with W flattened in (o, i, m) order
-        blocks.append(torch.kron(eye_oi, dj.T.contiguous()) - torch.kron(torch.kron(ro, ri), torch.eye(d_j, dtype=torch.float64)))
-    system = torch.cat(blocks)
-    _, s, vh = torch.linalg.svd(system, full_matrices=True)
-    singular = torch.zeros(vh.shape[0], dtype=torch.float64)
-    singular[: s.shape[0]] = s
-    null = vh[singular < 1e-9 * max(1.0, float(s.max()) if s.numel() else 1.0)]
-    return null.reshape(-1, d_out, d_in, d_j)
+    # W flattened to (o i, m): (rho_out(g) (x) rho_in(g)) W = W D_J(g), the intertwiners of the groups package
+    basis = intertwiners(batched_kron(rho_out(g), rho_in(g)), harmonic(g))
+    return basis.reshape(-1, rho_out.dim, rho_in.dim, harmonic.dim)
 
 
 # --- analytic ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import torch
 
-from equiscale.groups import Representation, direct_sum
+from equiscale.groups import Representation, direct_sum, intertwiners
 
 __all__ = ["FieldType", "same_representation", "invariant_vectors", "check_same_type", "as_field_type"]
 
@@ -49,11 +49,8 @@ def invariant_vectors(rep: Representation) -> torch.Tensor:
         basis = vectors[:, values > 0.5]
     else:
         matrices = rep(constraint_elements(rep.group))
-        system = (matrices - torch.eye(rep.dim, dtype=matrices.dtype)).reshape(-1, rep.dim)
-        _, s, vh = torch.linalg.svd(system, full_matrices=True)
-        singular = torch.zeros(rep.dim, dtype=s.dtype)
-        singular[: s.shape[0]] = s
-        basis = vh[singular < 1e-9].T
+        trivial = torch.ones(matrices.shape[0], 1, 1, dtype=matrices.dtype)
+        basis = intertwiners(matrices, trivial).reshape(-1, rep.dim).T  # rho(g) v = v
     for column in basis.T:  # fix the sign: first clearly non-zero entry positive
         lead = column[column.abs() > 1e-9][0]
         column.mul_(torch.sign(lead))

@@ -68,9 +68,8 @@ def _check_features(x: Tensor, field_type: FieldType, where: str) -> None:
 class _InvariantBases:
     """:func:`invariant_vectors` of each representation, computed once per object (and per irrep id).
 
-    The columns are made canonical up to rotations inside the subspace: the first entry of each
-    column larger than 1e-6 in size is positive (the constant vector of a regular representation
-    is then positive).
+    The columns are canonical up to rotations inside the subspace (see :func:`invariant_vectors`:
+    the constant vector of a regular representation is positive).
     """
 
     def __init__(self) -> None:
@@ -85,10 +84,7 @@ class _InvariantBases:
         if key is not None and key in self._irreps:
             basis = self._irreps[key]
         else:
-            basis = invariant_vectors(rep)
-            if basis.shape[1]:
-                first = (basis.abs() > 1e-6).to(torch.int8).argmax(0)
-                basis = basis * basis.gather(0, first[None]).sign()
+            basis = invariant_vectors(rep)  # columns with a fixed sign (first non-zero entry positive)
             if key is not None:
                 self._irreps[key] = basis
         self._seen.append((rep, basis))
