@@ -17,7 +17,6 @@ cutoffs add angular detail that the grid aliases (see benchmarks/RESULTS.md).
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from equiscale.groups import CyclicGroup, DihedralGroup
