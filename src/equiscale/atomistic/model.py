@@ -73,24 +73,6 @@ def bond_pairs(edge_index: torch.Tensor, shifts: torch.Tensor) -> tuple[torch.Te
     return representative, inverse
 
 
-def _convolve(conv: MessagePassing, x: torch.Tensor, sh: torch.Tensor, lengths: torch.Tensor, edge_index: torch.Tensor,
-              pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """``conv``'s message passing with bond vectors computed outside it (periodic shifts) and the
-    spherical harmonics shared by all layers: gather -> tensor product -> scatter -> Linear.
-    With ``pairs`` (see :func:`bond_pairs`) the radial network runs once per bond."""
-    if pairs is None:
-        weights = conv.edge_weights(lengths)
-    else:
-        representative, inverse = pairs
-        weights = conv.edge_weights(lengths.index_select(0, representative)).index_select(0, inverse)
-    num_nodes = x.shape[0]
-    if conv.fused:
-        messages = conv.kernel(x, sh, weights, edge_index, num_nodes)
-    else:
-        messages = scatter_sum(conv.tp(x.index_select(0, edge_index[0]), sh, weights), edge_index[1], num_nodes)
-    return conv.linear(messages * conv.avg_num_neighbors**-0.5)
-
-
 class _Interaction(nn.Module):
     """One layer: ``x -> gate(conv(pre(x)) + self_connection(x))`` with a residual where it fits."""
 
@@ -114,7 +96,8 @@ class _Interaction(nn.Module):
                 pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         update = self.self_connection(x)
         if edge_index is not None:  # None: isolated atoms, whose messages are zero
-            update = update + _convolve(self.conv, self.pre(x), sh, lengths, edge_index, pairs)
+            weights = self.conv.edge_weights(lengths, pairs)  # the radial MLP once per bond (pairs)
+            update = update + self.conv(self.pre(x), edge_index=edge_index, edge_attr=sh, edge_weights=weights)
         out = self.gate(update)
         if self.residual:
             return x + out

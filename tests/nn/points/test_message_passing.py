@@ -176,3 +176,33 @@ def test_rejects_bad_input(generator):
         MessagePassing("2x0e", "2x0e", avg_num_neighbors=0)
     with pytest.raises(ValueError, match="radial_basis"):
         MessagePassing("2x0e", "2x0e", radial_basis="chebyshev")
+
+
+def test_precomputed_edge_inputs_give_the_same_output(generator):
+    from equiscale import o3
+
+    block = _block().double()
+    pos, edges = _graph(12, generator)
+    x = torch.randn(12, block.irreps_node_in.dim, generator=generator, dtype=torch.float64)
+    vectors = pos[edges[0]] - pos[edges[1]]
+    sh = o3.spherical_harmonics(block.irreps_edge_attr, vectors, True, normalization="component")
+    weights = block.edge_weights(vectors.norm(dim=-1))
+    expected = block(x, pos, edges)
+    for kwargs in (dict(edge_vectors=vectors), dict(edge_attr=sh, edge_weights=weights),
+                   dict(edge_vectors=vectors, edge_attr=sh), dict(edge_vectors=vectors, edge_weights=weights)):
+        torch.testing.assert_close(block(x, edge_index=edges, **kwargs), expected, rtol=0, atol=1e-12)
+    assert weights.shape == (edges.shape[1], block.weight_numel)
+    with pytest.raises(ValueError, match="edge_attr must have shape"):
+        block(x, edge_index=edges, edge_attr=sh[:, :-1], edge_weights=weights)
+    with pytest.raises(ValueError, match="edge_weights must have shape"):
+        block(x, edge_index=edges, edge_attr=sh, edge_weights=weights[:-1])
+    with pytest.raises(ValueError, match="or pass edge_vectors"):
+        block(x, edge_index=edges, edge_attr=sh)
+
+
+def test_edge_weights_of_bond_pairs_are_copied_to_both_directions(generator):
+    block = _block().double()
+    lengths = torch.rand(5, generator=generator, dtype=torch.float64) + 0.5
+    pairs = (torch.tensor([0, 2, 4]), torch.tensor([0, 0, 1, 1, 2]))
+    both = lengths[[0, 0, 2, 2, 4]]
+    torch.testing.assert_close(block.edge_weights(both, pairs), block.edge_weights(both), rtol=0, atol=1e-14)

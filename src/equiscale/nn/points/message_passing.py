@@ -83,7 +83,9 @@ class MessagePassing(nn.Module):
             it supports the irreps. The attribute ``fused`` can be changed after construction.
 
     Shapes: ``node_features (N, irreps_node_in.dim)``, ``positions (N, 3)``, ``edge_index (2, E)``
-    -> ``(N, irreps_node_out.dim)``.
+    -> ``(N, irreps_node_out.dim)``. A model whose layers share the edges passes the edge vectors,
+    harmonics ``(E, irreps_edge_attr.dim)`` and radial weights ``(E, weight_numel)`` to
+    :meth:`forward` instead of positions (see its arguments).
     """
 
     def __init__(
@@ -141,29 +143,85 @@ class MessagePassing(nn.Module):
         self._dim_in = self.irreps_node_in.dim  # plain ints for forward (no Irreps objects to trace)
         self._edge_ls = [ir.l for mul, ir in self.irreps_edge_attr for _ in range(mul)]
 
-    def edge_weights(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Per-edge tensor-product weights ``(E, tp.weight_numel)`` from edge lengths ``(E,)``."""
+    def edge_weights(self, lengths: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Per-edge tensor-product weights ``(E, weight_numel)`` from edge lengths ``(E,)``.
+
+        Args:
+            lengths: edge lengths ``(E,)``.
+            pairs: optional ``(representative (P,), inverse (E,))`` grouping edges that share a
+                length (e.g. ``j -> i`` and ``i -> j``): the radial MLP then runs on the ``P``
+                representatives only and its rows are copied to every edge.
+        """
+        if pairs is not None:
+            representative, inverse = pairs
+            return self.edge_weights(lengths.index_select(0, representative)).index_select(0, inverse)
         return self.radial_mlp(self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1))
 
-    def forward(self, node_features: torch.Tensor, positions: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    @property
+    def weight_numel(self) -> int:
+        """Number of per-edge weights (columns of :meth:`edge_weights`)."""
+        return self.tp.weight_numel
+
+    def forward(self, node_features: torch.Tensor, positions: torch.Tensor | None = None, edge_index: torch.Tensor | None = None, *,
+                edge_vectors: torch.Tensor | None = None, edge_attr: torch.Tensor | None = None,
+                edge_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Convolve node features over the edges ``source -> target``.
+
+        Either give ``positions`` (the edge vectors are ``positions[source] - positions[target]``)
+        or any of the precomputed per-edge inputs, which several layers may share:
+
+        Args:
+            node_features: ``(N, irreps_node_in.dim)`` in ``mul_ir`` layout.
+            positions: ``(N, 3)``; only needed when the edge vectors are not given and the
+                harmonics or weights must be computed.
+            edge_index: ``(2, E)`` integer ``[source, target]``.
+            edge_vectors: ``(E, 3)`` ``source - target`` (with periodic shifts if any).
+            edge_attr: ``(E, irreps_edge_attr.dim)`` spherical harmonics of the edge directions
+                (``component`` normalisation, e3nn's layout).
+            edge_weights: ``(E, weight_numel)`` radial weights, e.g. :meth:`edge_weights` of the
+                edge lengths.
+
+        Returns:
+            ``(N, irreps_node_out.dim)`` in ``mul_ir`` layout.
+        """
         num_nodes = node_features.shape[0] if node_features.dim() == 2 else -1
         if node_features.dim() != 2 or node_features.shape[1] != self._dim_in:
             raise ValueError(f"node_features must have shape (N, {self._dim_in}), got {tuple(node_features.shape)}")
-        if positions.shape != (num_nodes, 3):
-            raise ValueError(f"positions must have shape ({num_nodes}, 3), got {tuple(positions.shape)}")
-        if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.is_floating_point():
-            raise ValueError(f"edge_index must be an integer tensor of shape (2, E), got {tuple(edge_index.shape)}")
-        source, target = edge_index[0], edge_index[1]
-        vectors = positions.index_select(0, source) - positions.index_select(0, target)
-        edge_attr = o3.spherical_harmonics(self._edge_ls, vectors, normalize=True, normalization="component")
-        weights = self.edge_weights(vectors.norm(dim=-1))
+        if edge_index is None or edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.is_floating_point():
+            shape = None if edge_index is None else tuple(edge_index.shape)
+            raise ValueError(f"edge_index must be an integer tensor of shape (2, E), got {shape}")
+        num_edges = edge_index.shape[1]
+        if edge_vectors is None and (edge_attr is None or edge_weights is None):
+            if positions is None or positions.shape != (num_nodes, 3):
+                shape = None if positions is None else tuple(positions.shape)
+                raise ValueError(f"positions must have shape ({num_nodes}, 3) (or pass edge_vectors), got {shape}")
+            edge_vectors = positions.index_select(0, edge_index[0]) - positions.index_select(0, edge_index[1])
+        if edge_vectors is not None and edge_vectors.shape != (num_edges, 3):
+            raise ValueError(f"edge_vectors must have shape ({num_edges}, 3), got {tuple(edge_vectors.shape)}")
+        if edge_attr is None:
+            edge_attr = o3.spherical_harmonics(self._edge_ls, edge_vectors, normalize=True, normalization="component")
+        elif edge_attr.shape != (num_edges, self.irreps_edge_attr.dim):
+            raise ValueError(f"edge_attr must have shape ({num_edges}, {self.irreps_edge_attr.dim}), got {tuple(edge_attr.shape)}")
+        if edge_weights is None:
+            edge_weights = self.edge_weights(edge_vectors.norm(dim=-1))
+        elif edge_weights.shape != (num_edges, self.weight_numel):
+            raise ValueError(f"edge_weights must have shape ({num_edges}, {self.weight_numel}), got {tuple(edge_weights.shape)}")
+        return self.linear(self.messages(node_features, edge_attr, edge_weights, edge_index) * self.avg_num_neighbors**-0.5)
+
+    def messages(self, node_features: torch.Tensor, edge_attr: torch.Tensor, edge_weights: torch.Tensor,
+                 edge_index: torch.Tensor) -> torch.Tensor:
+        """The summed messages before normalisation and Linear: ``(N, irreps_mid.dim)``, ``mul_ir`` layout.
+
+        ``sum_{e: target(e) = n} TP(x[source(e)], edge_attr[e], edge_weights[e])``, through the
+        fused kernel when ``self.fused`` and through ``o3.TensorProduct`` + ``scatter_sum`` otherwise.
+        """
+        num_nodes = node_features.shape[0]
         if self.fused:
             if self.kernel is None:
                 raise ValueError("fused=True is not possible for these irreps")
-            messages = self.kernel(node_features, edge_attr, weights, edge_index, num_nodes)
-        else:
-            messages = scatter_sum(self.tp(node_features.index_select(0, source), edge_attr, weights), target, num_nodes)
-        return self.linear(messages * self.avg_num_neighbors**-0.5)
+            return self.kernel(node_features, edge_attr, edge_weights, edge_index, num_nodes)
+        source, target = edge_index[0], edge_index[1]
+        return scatter_sum(self.tp(node_features.index_select(0, source), edge_attr, edge_weights), target, num_nodes)
 
     def extra_repr(self) -> str:
         return f"{self.irreps_node_in} -> {self.irreps_node_out}, edge {self.irreps_edge_attr}, fused={self.fused}"
