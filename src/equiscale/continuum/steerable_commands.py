@@ -3,7 +3,7 @@
 Registered through ``register(verbs)`` (add ``"equiscale.continuum.steerable_commands"`` to
 ``APPLICATION_COMMANDS`` in :mod:`equiscale.cli`). Each trains its models with the shared Trainer
 (checkpoints in ``DIR/<model>/``, ``--resume`` continues them), evaluates them and writes
-``DIR/report.md`` with a table and PNG figures beside it (:mod:`.steerable_demos`). Heavy modules
+``DIR/report.md`` with a table and PNG figures beside it (:mod:`equiscale.fields`). Heavy modules
 are imported inside the command functions so that ``equiscale --help`` stays fast.
 """
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _velocity(args: argparse.Namespace) -> int:
     import torch
     from dataclasses import replace
 
-    from equiscale.continuum.steerable_demos import VELOCITY_FULL, VELOCITY_QUICK, run_velocity_demo
+    from equiscale.fields.velocity import VELOCITY_FULL, VELOCITY_QUICK, run_velocity_demo
 
     torch.set_num_threads(args.threads)
     settings = replace(VELOCITY_QUICK if args.quick else VELOCITY_FULL, clock=args.clock)
@@ -92,7 +92,7 @@ def _efield(args: argparse.Namespace) -> int:
     import torch
     from dataclasses import replace
 
-    from equiscale.continuum.steerable_demos import EFIELD_FULL, EFIELD_QUICK, run_efield_demo
+    from equiscale.fields.efield import EFIELD_FULL, EFIELD_QUICK, run_efield_demo
 
     torch.set_num_threads(args.threads)
     settings = replace(EFIELD_QUICK if args.quick else EFIELD_FULL, clock=args.clock)

@@ -1,4 +1,4 @@
-"""Steerable surrogates of the continuum demos and their plain-CNN baselines.
+"""Steerable models of the field demonstrations and their plain-CNN baselines.
 
 2D velocity, one step ``u(t) -> u(t + dt)`` on a periodic square, ``(B, 2, H, W)`` with
 ``(u_x, u_y)`` on the channel axis (x along W, y along H):
@@ -318,9 +318,10 @@ def velocity_model(model: str, **settings: Any) -> nn.Module:
 
 
 def efield_model(model: str, **settings: Any) -> nn.Module:
-    """``"steerable"`` -> :class:`SteerableEfieldNet`, ``"cnn"`` -> :class:`EfieldCNN` from saved settings."""
+    """``"steerable"`` -> :class:`SteerableEfieldNet`, ``"cnn"`` or ``"cnn-wide"`` -> :class:`EfieldCNN` from saved
+    settings."""
     if model == "steerable":
         return SteerableEfieldNet(**settings)
-    if model == "cnn":
+    if model in ("cnn", "cnn-wide"):
         return EfieldCNN(**settings)
-    raise ValueError(f"unknown efield model {model!r}: use steerable or cnn")
+    raise ValueError(f"unknown efield model {model!r}: use steerable, cnn or cnn-wide")

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from equiscale.continuum.velocity_field import derivative_wavenumbers
+from equiscale.fields.velocity_field import derivative_wavenumbers
 
 __all__ = ["fourier_interpolate", "analytic_flow", "angle_equivariance_2d", "cube_rotations", "analytic_charges",
            "rotation_error_3d"]
@@ -130,7 +130,7 @@ def _axis_angle(axis: Tensor, angle: float) -> Tensor:
 def analytic_charges(resolution: int, box_size: float, rotation: Tensor | None = None) -> Tensor:
     """Three neutral Gaussian charge blobs near the centre (charges 1, -0.7, -0.3), rotated exactly by ``rotation``:
     float64 ``(R, R, R)``. Negligible beyond 0.4 of the box from the centre."""
-    from equiscale.continuum.electrostatics import gaussian_charges
+    from equiscale.fields.electrostatics import gaussian_charges
 
     centres = torch.tensor([[0.07, 0.02, -0.03], [-0.05, 0.06, 0.04], [0.01, -0.07, 0.05]], dtype=torch.float64)
     centres = centres * box_size

@@ -10,9 +10,9 @@ import torch
 
 from equiscale import cli
 from equiscale.continuum.data import generate_fluid
-from equiscale.continuum.steerable_demos import (analytic_flow, angle_equivariance_2d, cube_rotations,
-                                                 fourier_interpolate, run_efield_demo)
-from equiscale.continuum.steerable_models import EfieldCNN, SteerableEfieldNet, SteerableVelocityNet, VelocityCNN
+from equiscale.fields.efield import run_efield_demo
+from equiscale.fields.rotation_error import analytic_flow, angle_equivariance_2d, cube_rotations, fourier_interpolate
+from equiscale.fields.models import EfieldCNN, SteerableEfieldNet, SteerableVelocityNet, VelocityCNN
 from equiscale.groups import C, SO3
 from equiscale.testing import GridField
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from equiscale.continuum.simulate import taylor_green_vorticity
-from equiscale.continuum.velocity_field import (rotate_vector_field, velocity_frames, velocity_from_vorticity,
+from equiscale.fields.velocity_field import (rotate_vector_field, velocity_frames, velocity_from_vorticity,
                                           vorticity_from_velocity)
 from equiscale.groups import C
 from equiscale.testing import GridField, equivariance_error

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from equiscale.continuum.electrostatics import (electric_field, gaussian_charges, grid_coordinates, potential,
+from equiscale.fields.electrostatics import (electric_field, gaussian_charges, grid_coordinates, potential,
                                                 random_charge_density)
-from equiscale.continuum.steerable_demos import cube_rotations
+from equiscale.fields.rotation_error import cube_rotations
 from equiscale.groups import SO3
 from equiscale.testing import GridField
 
