@@ -1,34 +1,33 @@
 """The ``equiscale`` command: ``data``, ``train``, ``evaluate``, ``check`` and ``demo``.
 
-Each application registers its tasks under the verbs (``equiscale train fluid``, ``equiscale train
-potential``, ...) from its own ``commands`` module; ``check`` and ``demo`` live here.
+The tasks under ``data``, ``train`` and ``evaluate`` come from the installed applications
+(:mod:`equiscale.applications`): each declares its commands with one settings dataclass each,
+from which the options, the ``--config`` file and the validation are derived
+(:mod:`equiscale.settings`). ``check`` and ``demo`` belong to the core and are declared the same way.
+This module names no application.
 
 Errors a user can fix (bad options, missing or unreadable files, bad YAML, a checkpoint of the
 wrong kind, a missing optional dependency) print one line, ``equiscale <command>: error: ...``, and
 exit with status 2; ``--debug`` (before or after the subcommand) shows the full traceback instead.
-Ctrl-C exits with status 130.
+Ctrl-C exits with status 130; a closed standard output (``equiscale ... | head``) ends quietly.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
+import inspect
+import os
 import sys
+from dataclasses import dataclass
 from typing import Any, Sequence
 
-# Modules whose ``register(verbs)`` adds a task under each verb, e.g. ``equiscale data fluid``.
-# ``verbs`` maps "data", "train" and "evaluate" to argparse sub-parser collections. Keep these
-# modules light: they import their heavy code inside the command functions.
-APPLICATION_COMMANDS: list[str] = ["equiscale.continuum.commands", "equiscale.continuum.steerable_commands",
-                                   "equiscale.atomistic.commands"]
+from equiscale.applications import VERBS, Application, Command, discover, load_function
+from equiscale.settings import Settings, TrainingSettings, add_arguments, merge, positive, resolve, setting
 
-VERBS = {
-    "data": "generate reference data",
-    "train": "train a model",
-    "evaluate": "evaluate a trained model",
-}
+__all__ = ["main", "build_parser", "describe_error", "CheckSettings", "DemoSettings"]
 
 # Optional dependencies and the extra that installs each (named in the error when one is missing).
-EXTRAS = {"ase": "atoms", "vesin": "atoms", "matplotlib": "plot", "mkdocs": "docs", "mkdocstrings": "docs"}
+EXTRAS = {"ase": "atoms", "vesin": "atoms", "matplotlib": "plot", "mkdocs": "docs", "mkdocstrings": "docs",
+          "pyscf": "quantum", "dask": "quantum", "distributed": "quantum"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,6 +38,88 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+# --- the core's own commands ------------------------------------------------------------------------------
+@dataclass
+class CheckSettings(Settings):
+    """Options of ``equiscale check``."""
+
+    checkpoints: list[str] = setting(None, help="run directory or .pt checkpoint", positional=True, required=True,
+                                     metavar="CHECKPOINT")
+    samples: int = setting(4, help="random group elements per check", check=positive)
+    rollout: int = setting(10, help="models that step in time: also check a rollout of this many steps "
+                           "(0: one step only)", check=lambda v: None if v >= 0 else "must be >= 0")
+    seed: int = setting(0, help="random seed of the inputs and group elements")
+    tolerance: float | None = setting(None, help="exit with status 1 if any float64 error exceeds this",
+                                      check=positive, default_text="only report")
+    threads: int | None = setting(None, help="torch CPU threads", check=positive, default_text="torch's choice")
+
+
+@dataclass
+class DemoSettings(Settings):
+    """Options of ``equiscale demo``."""
+
+    quick: bool = setting(False, help="tiny sizes and budgets, the same code paths (about 1 minute)")
+    out: str | None = setting(None, help="output directory", metavar="DIR", default_text="runs/demo-YYYYmmdd-HHMMSS")
+    sections: str | None = setting(None, help="comma-separated sections to run, in order", metavar="NAMES",
+                                   default_text="all")
+    seed: int = setting(0, help="random seed of data, weights and checks")
+    threads: int = setting(1, help="torch CPU threads (these small models run best on one thread per process)",
+                           check=positive)
+    quiet: bool = setting(False, help="no progress bars (they are off anyway when not on a terminal)")
+
+
+def run_check(settings: CheckSettings) -> int:
+    """``equiscale check``: print the equivariance table of each checkpoint."""
+    from equiscale.check import CheckOptions, checkpoint_checks, format_table, measure_checks
+
+    worst = 0.0
+    options = CheckOptions(rollout=settings.rollout, samples=settings.samples, seed=settings.seed)
+    for path in settings.checkpoints:
+        description, checks = checkpoint_checks(path, options)
+        print(description)
+        results = measure_checks(checks, seed=settings.seed)
+        print(format_table(results) + "\n", flush=True)
+        worst = max([worst] + [r.float64 for r in results])
+    if settings.tolerance is not None and worst > settings.tolerance:
+        print(f"equiscale check: float64 error {worst:.1e} exceeds the tolerance {settings.tolerance:.1e}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_demo_command(settings: DemoSettings, debug: bool = False) -> int:
+    """``equiscale demo``: run the sections and write the report (``debug``: stop at the first failing section)."""
+    from equiscale.demo import run_demo
+
+    names = None if settings.sections is None else [s.strip() for s in settings.sections.split(",") if s.strip()]
+    result = run_demo(out=settings.out, quick=settings.quick, seed=settings.seed, sections=names,
+                      threads=settings.threads, progress=False if settings.quiet else None,
+                      stop_on_error=debug)
+    return 1 if result.failed else 0
+
+
+def _core_commands(applications: Sequence[Application]) -> dict[str, Command]:
+    from equiscale.demo.sections import section_names
+
+    names = ", ".join(section_names(applications))
+    check = Command("", "check", CheckSettings, run=f"{__name__}:run_check",
+                    help="measure the equivariance error of trained models",
+                    description="Loads each checkpoint (a run directory, or best.pt/last.pt), finds the application that "
+                    "wrote it from the kind in its header, and prints the relative equivariance error "
+                    "max|f(g.x) - g.f(x)| / max|f(x)| at random group elements, with the model in float64 and in "
+                    "float32, under the group the model is built for (e.g. 90-degree rotations of a fluid field; "
+                    "rotations, reflections, translations and permutations of atoms).")
+    demo = Command("", "demo", DemoSettings, run=f"{__name__}:run_demo_command",
+                   help="run every scale end to end and write a report with figures",
+                   description="Runs the demo section of every installed application in turn "
+                   f"({names}), then the symmetry check (the equivariance of the symmetry core and of every model "
+                   "trained by the sections, in float64 and float32). Writes DIR/report.md after each section, with "
+                   "PNG figures beside it, and prints a summary table. Ctrl-C keeps the finished sections. The full "
+                   "demo takes about 6 minutes on 2 CPU cores, --quick about 1 minute.")
+    return {"check": check, "demo": demo}
+
+
+# --- building the parser ------------------------------------------------------------------------------------
 class EpilogAsWritten(argparse.HelpFormatter):
     """Wraps descriptions to the terminal, but prints multi-line text (an example epilog) as written."""
 
@@ -48,86 +129,34 @@ class EpilogAsWritten(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _add_command(subparsers: argparse._SubParsersAction, name: str, command: Command) -> None:
+    parser = subparsers.add_parser(name, help=command.help, description=command.description or command.help,
+                                   epilog=command.epilog or None, formatter_class=EpilogAsWritten)
+    add_arguments(parser, command.settings, config=bool(command.verb))  # --config for every application command
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors")
+    parser.set_defaults(command_declaration=command)
 
 
-def _add_demo(subparsers: argparse._SubParsersAction) -> None:
-    from equiscale.demo.sections import SECTION_NAMES
-
-    parser = subparsers.add_parser(
-        "demo",
-        help="run every scale end to end and write a report with figures",
-        description="Runs the demo sections in turn: continuum (simulate 2D turbulence; train a C(4) G-CNN, a CNN "
-        "and a CNN with rotation augmentation for the same CPU time; compare one-step, rollout and equivariance errors), "
-        "atomistic (EMT copper data; train the equivariant potential; held-out errors; 1 ps of NVE molecular dynamics "
-        "through the ASE calculator) and the symmetry check (equivariance of the symmetry core and of every model "
-        "trained above, in float64 and float32). Writes DIR/report.md after each section, with PNG figures beside "
-        "it, and prints a summary table. Ctrl-C keeps the finished sections. The full demo takes about 4 minutes "
-        "on 2 CPU cores, --quick about 1 minute.")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and budgets, the same code paths (about 1 minute)")
-    parser.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/demo-YYYYmmdd-HHMMSS)")
-    parser.add_argument("--sections", default=None, metavar="NAMES",
-                        help=f"comma-separated sections to run, in order (default: all of {','.join(SECTION_NAMES)})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of data, weights and checks (default 0)")
-    parser.add_argument("--threads", type=_positive_int, default=1,
-                        help="torch CPU threads (default 1: these small models run best on one thread per process)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when not on a terminal)")
-
-    def run(args: argparse.Namespace) -> int:
-        from equiscale.demo import run_demo
-
-        names = None if args.sections is None else [s.strip() for s in args.sections.split(",") if s.strip()]
-        result = run_demo(out=args.out, quick=args.quick, seed=args.seed, sections=names, threads=args.threads,
-                          progress=False if args.quiet else None, stop_on_error=args.debug)
-        return 1 if result.failed else 0
-
-    parser.set_defaults(run=run)
-
-
-def _add_check(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "check",
-        help="measure the equivariance error of trained models",
-        description="Loads each checkpoint (a run directory, or best.pt/last.pt), recognises from its content "
-        "whether it is a fluid surrogate (`equiscale train fluid`) or an interatomic potential (`equiscale train "
-        "potential`), and prints the relative equivariance error max|f(g.x) - g.f(x)| / max|f(x)| at random group "
-        "elements, with the model in float64 and in float32. Fluid models: one step and a rollout on random "
-        "smooth vorticity, under the 90-degree rotations (and, for D(4), reflections) of the model's group. "
-        "Potentials: energy, forces and stress of a rattled periodic crystal under random rotations, reflections, "
-        "translations and permutations of the atoms.")
-    parser.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="run directory or .pt checkpoint")
-    parser.add_argument("--samples", type=_positive_int, default=4, help="random group elements per check (default 4)")
-    parser.add_argument("--rollout", type=int, default=10, help="fluid models: also check a rollout of this many "
-                        "steps (default 10; 0: one step only)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the inputs and group elements (default 0)")
-    parser.add_argument("--tolerance", type=float, default=None,
-                        help="exit with status 1 if any float64 error exceeds this (default: only report)")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's choice)")
-
-    def run(args: argparse.Namespace) -> int:
-        import torch
-
-        from equiscale.check import checkpoint_checks, format_table, measure_checks
-
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
-        worst = 0.0
-        for path in args.checkpoints:
-            description, checks = checkpoint_checks(path, rollout=args.rollout, samples=args.samples, seed=args.seed)
-            print(description)
-            results = measure_checks(checks, seed=args.seed)
-            print(format_table(results) + "\n")
-            worst = max([worst] + [r.float64 for r in results])
-        if args.tolerance is not None and worst > args.tolerance:
-            print(f"equiscale check: float64 error {worst:.1e} exceeds the tolerance {args.tolerance:.1e}", file=sys.stderr)
-            return 1
-        return 0
-
-    parser.set_defaults(run=run)
+def build_parser(applications: Sequence[Application] | None = None) -> argparse.ArgumentParser:
+    """The ``equiscale`` argument parser with the core commands and every application's tasks."""
+    applications = discover() if applications is None else list(applications)
+    parser = Parser(prog="equiscale", description="Symmetry-aware deep learning for science: generate data, train, "
+                    "evaluate and check equivariant models, or run the demo of every scale. "
+                    "`equiscale COMMAND --help` describes each command.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    tasks = {}
+    for verb, help_text in VERBS.items():
+        verb_parser = subparsers.add_parser(verb, help=help_text, description=f"{help_text}: choose a task")
+        tasks[verb] = verb_parser.add_subparsers(dest="task", metavar="TASK")
+        tasks[verb].required = True
+    for name, command in _core_commands(applications).items():
+        _add_command(subparsers, name, command)
+    for application in applications:
+        for command in application.commands:
+            _add_command(tasks[command.verb], command.task, command)
+    return parser
 
 
 def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -138,28 +167,31 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
     return [leaf for action in children for child in dict.fromkeys(action.choices.values()) for leaf in _leaf_parsers(child)]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``equiscale`` argument parser with every command and task registered."""
-    parser = Parser(prog="equiscale", description="Symmetry-aware deep learning for science: generate data, train, "
-                    "evaluate and check equivariant models, or run the demo of every scale. "
-                    "`equiscale COMMAND --help` describes each command.")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subparsers.required = True
-    verbs = {}
-    for verb, help_text in VERBS.items():
-        verb_parser = subparsers.add_parser(verb, help=help_text, description=f"{help_text}: choose a task")
-        verbs[verb] = verb_parser.add_subparsers(dest="task", metavar="TASK")
-        verbs[verb].required = True
-    _add_check(subparsers)
-    _add_demo(subparsers)
-    for module in APPLICATION_COMMANDS:
-        importlib.import_module(module).register(verbs)
-    for leaf in _leaf_parsers(parser):
-        if leaf is not parser:  # accepted after the subcommand too; the top-level default stays False
-            leaf.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                              help="show the full traceback on errors")
-    return parser
+# --- running -------------------------------------------------------------------------------------------------
+def _saved_settings(out: Any) -> dict[str, Any]:
+    """The settings stored in the header of ``out/last.pt`` (for ``--resume``)."""
+    from pathlib import Path
+
+    from equiscale.train import load_checkpoint
+
+    if not out:
+        raise ValueError("--resume needs the run directory: pass --out DIR")
+    last = Path(out) / "last.pt"
+    if not last.is_file():
+        raise FileNotFoundError(f"--resume: {last} does not exist")
+    return dict(load_checkpoint(last)["header"].get("settings") or {})
+
+
+def settings_of(command: Command, args: argparse.Namespace) -> Settings:
+    """The command's settings: defaults < the resumed run's saved settings < --config < the options given."""
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "task", "debug", "config", "command_declaration")}
+    config = getattr(args, "config", None)
+    saved = None
+    if issubclass(command.settings, TrainingSettings):
+        values = merge(command.settings, given, config)
+        if values.get("resume"):
+            saved = _saved_settings(values.get("out"))
+    return resolve(command.settings, given, config, saved)
 
 
 def describe_error(error: BaseException) -> str:
@@ -193,18 +225,48 @@ def _is_missing_extra(error: BaseException) -> bool:
     return isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in EXTRAS
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    name = " ".join(str(part) for part in ("equiscale", args.command, getattr(args, "task", None)) if part)
+def _quiet_broken_pipe() -> int:
+    """Standard output was closed by its reader: point it at /dev/null so the exit flush is silent."""
     try:
-        return args.run(args)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor
+        pass
+    return 0
+
+
+def _set_threads(settings: Settings) -> None:
+    threads = getattr(settings, "threads", None)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def main(argv: Sequence[str] | None = None, applications: Sequence[Application] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    ``applications`` replaces the installed ones (for tests and embedding).
+    """
+    parser = build_parser(applications)
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    name = " ".join(str(part) for part in ("equiscale", args.command, getattr(args, "task", None)) if part)
+    command: Command = args.command_declaration
+    try:
+        settings = settings_of(command, args)
+        _set_threads(settings)
+        run = load_function(command.run)
+        status = run(settings, debug=True) if debug and "debug" in inspect.signature(run).parameters else run(settings)
+        sys.stdout.flush()
+        return int(status or 0)
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except Exception as error:  # noqa: BLE001 - sorted below: user errors get one line, bugs a traceback
-        if args.debug or not (isinstance(error, _user_errors()) or _is_missing_extra(error)):
+        if debug or not (isinstance(error, _user_errors()) or _is_missing_extra(error)):
             raise
         print(f"{name}: error: {describe_error(error)}", file=sys.stderr)
         return 2

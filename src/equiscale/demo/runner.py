@@ -12,7 +12,8 @@ from typing import Callable, Sequence
 
 from equiscale.demo.context import DemoContext, SectionResult, SummaryRow
 from equiscale.demo.report import Report, summary_text
-from equiscale.demo.sections import SECTION_NAMES, load_section
+from equiscale.applications import Application
+from equiscale.demo.sections import SECTION_NAMES, load_section, section_names
 
 __all__ = ["DemoResult", "run_demo", "default_out"]
 
@@ -44,14 +45,16 @@ def default_out() -> Path:
     return Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
 
 
-def _resolve(sections: Sequence[str | Section] | None) -> list[tuple[str, Section]]:
-    chosen = SECTION_NAMES if sections is None else list(sections)
+def _resolve(sections: Sequence[str | Section] | None,
+             applications: Sequence[Application] | None = None) -> list[tuple[str, Section]]:
+    default = SECTION_NAMES if applications is None else section_names(applications)
+    chosen = default if sections is None else list(sections)
     if not chosen:
         raise ValueError("no demo section chosen")
     resolved = []
     for item in chosen:
         if isinstance(item, str):
-            resolved.append((item, load_section(item)))
+            resolved.append((item, load_section(item, applications)))
         else:
             resolved.append((getattr(item, "__name__", "section").removeprefix("section_"), item))
     return resolved
@@ -79,18 +82,19 @@ def _failure(name: str, error: Exception, ctx: DemoContext, seconds: float) -> S
 
 def run_demo(out: str | os.PathLike | None = None, quick: bool = False, seed: int = 0,
              sections: Sequence[str | Section] | None = None, threads: int | None = 1, progress: bool | None = None,
-             stop_on_error: bool = False) -> DemoResult:
+             stop_on_error: bool = False, applications: Sequence[Application] | None = None) -> DemoResult:
     """Run the demo sections, writing ``out/report.md`` after each, and print a summary table.
 
     Args:
         out: output directory (default :func:`default_out`).
         quick: tiny sizes and budgets (about a minute), the same code paths.
         seed: seeds data, weights and checks.
-        sections: names from :data:`equiscale.demo.sections.SECTIONS` or section functions, in
+        sections: names of :func:`equiscale.demo.sections.available_sections` or section functions, in
             order (default: all).
         threads: torch CPU threads while the demo runs (None: leave as is).
         progress: progress bars on stderr (default: when stderr is a terminal).
         stop_on_error: re-raise a section's error instead of recording it and going on.
+        applications: whose sections to run (default: the installed applications).
 
     Returns:
         A :class:`DemoResult`. A section that raises is recorded as failed and the others still
@@ -98,7 +102,7 @@ def run_demo(out: str | os.PathLike | None = None, quick: bool = False, seed: in
     """
     import torch
 
-    chosen = _resolve(sections)
+    chosen = _resolve(sections, applications)
     out = Path(out) if out is not None else default_out()
     out.mkdir(parents=True, exist_ok=True)
     progress = sys.stderr.isatty() if progress is None else progress

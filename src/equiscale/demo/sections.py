@@ -1,29 +1,41 @@
 """The demo's sections, in the order they run: name -> ``"module:function"``.
 
-Each function has the signature ``section(ctx: DemoContext) -> SectionResult`` (see
-:mod:`equiscale.demo.context`) and is imported only when it runs. The symmetry section comes last
-because it measures the models the other sections trained. To add a section, add one line here,
-e.g. ``"name": "package.module:section_name"`` before ``"symmetry"``.
+Each installed application declares its section (:class:`equiscale.applications.DemoSection`);
+they run in increasing ``order``, and the core's symmetry check runs last because it measures the
+models the other sections trained. A section function has the signature
+``section(ctx: DemoContext) -> SectionResult`` (see :mod:`equiscale.demo.context`) and is imported
+only when it runs.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Callable
+from typing import Callable, Sequence
 
-__all__ = ["SECTIONS", "SECTION_NAMES", "load_section"]
+from equiscale.applications import Application, discover, load_function
 
-SECTIONS: dict[str, str] = {
-    "continuum": "equiscale.demo.continuum:section_continuum",
-    "atomistic": "equiscale.demo.atomistic:section_atomistic",
-    "steerable": "equiscale.demo.steerable:section_steerable",
-    "symmetry": "equiscale.demo.symmetry:section_symmetry",
-}
+__all__ = ["SECTIONS", "SECTION_NAMES", "SYMMETRY", "available_sections", "section_names", "load_section"]
+
+SYMMETRY = ("symmetry", "equiscale.demo.symmetry:section_symmetry")
+
+
+def available_sections(applications: Sequence[Application] | None = None) -> dict[str, str]:
+    """Every section of ``applications`` (default: the installed ones) by order, then the symmetry check."""
+    applications = discover() if applications is None else applications
+    declared = sorted((a.demo for a in applications if a.demo is not None), key=lambda d: (d.order, d.name))
+    return {**{d.name: d.function for d in declared}, SYMMETRY[0]: SYMMETRY[1]}
+
+
+def section_names(applications: Sequence[Application] | None = None) -> list[str]:
+    """The names of :func:`available_sections`, in the order they run."""
+    return list(available_sections(applications))
+
+
+SECTIONS: dict[str, str] = available_sections()
 SECTION_NAMES: list[str] = list(SECTIONS)
 
 
-def load_section(name: str) -> Callable:
-    """The section function registered as ``name``; ValueError naming the known sections otherwise."""
-    if name not in SECTIONS:
-        raise ValueError(f"unknown demo section {name!r}; known: {', '.join(SECTION_NAMES)}")
-    module, function = SECTIONS[name].split(":")
-    return getattr(importlib.import_module(module), function)
+def load_section(name: str, applications: Sequence[Application] | None = None) -> Callable:
+    """The section function called ``name`` (from ``applications`` when given, else the installed ones)."""
+    sections = SECTIONS if applications is None else available_sections(applications)
+    if name not in sections:
+        raise ValueError(f"unknown demo section {name!r}; known: {', '.join(sections)}")
+    return load_function(sections[name])
