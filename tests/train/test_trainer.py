@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from equiscale.train import Trainer, TrainerConfig, load_checkpoint, save_checkpoint
+from equiscale.train import CheckpointHeader, Trainer, TrainerConfig, load_checkpoint, save_checkpoint
 
 
 def _problem(seed=0):
@@ -32,7 +32,7 @@ def _trainer(tmp_path, epochs=5, shuffle=True, **config):
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 3, 0.5)
     return Trainer(model, optimizer, _step, DataLoader(train, batch_size=8, shuffle=shuffle), tmp_path,
                    TrainerConfig(max_epochs=epochs, **({"progress": False} | config)), val_data=DataLoader(val, batch_size=16),
-                   scheduler=scheduler, extra={"note": "hello"})
+                   scheduler=scheduler, extra={"note": "hello"}, header=CheckpointHeader("toy", {"epochs": epochs}))
 
 
 def test_fit_learns_and_writes_checkpoints(tmp_path):
@@ -93,7 +93,7 @@ def test_atomic_save_keeps_the_old_file_on_failure(tmp_path):
 
     with pytest.raises(RuntimeError):
         save_checkpoint(path, {"a": Unpicklable()})
-    assert load_checkpoint(path) == {"a": 1}
+    assert load_checkpoint(path, require_header=False) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="cannot be read"):
@@ -105,7 +105,7 @@ def test_progress_output(tmp_path, capsys):
     trainer.fit()
     err_out = capsys.readouterr()
     text = err_out.out + err_out.err
-    assert "epoch 2" in text and "val_loss" in text
+    assert "epoch 2/2" in text and "train[raw] loss" in text and "val[raw] loss" in text
 
 
 def test_bad_config():

@@ -1,22 +1,38 @@
-"""The shared training loop: :class:`Trainer` (progress, atomic ``last.pt``/``best.pt`` checkpoints,
-resume, seeds, time budget, early stopping, ready for ``torch.distributed``) and its helpers.
+"""The shared training engine: :class:`Trainer` (progress, atomic ``last.pt``/``best.pt`` checkpoints
+with a :class:`CheckpointHeader`, exact resume, seeds, time budget, early stopping, a moving average
+of the weights, several processes) and its helpers.
 
-    trainer = Trainer(model, optimizer, step, train_loader, "runs/x", TrainerConfig(max_epochs=50),
-                      val_data=val_loader, extra={"settings": ...})
+    trainer = Trainer(model, optimizer, step, train_loader, "runs/x", TrainerConfig(max_epochs=50, ema_decay=0.99),
+                      val_data=val_loader, header=CheckpointHeader("fluid", settings, statistics, "float32"))
     summary = trainer.fit(resume=False)
+    state = load_checkpoint("runs/x/best.pt", kind="fluid"); model.load_state_dict(inference_weights(state))
 
 ``step(model, batch) -> (loss, metrics)`` is all a task writes.
 """
-from equiscale.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from equiscale.train.checkpoint import FORMAT, CheckpointHeader, inference_weights, load_checkpoint, save_checkpoint
+from equiscale.train.distributed import cleanup, make_loader, make_sampler, setup_distributed, wrap_ddp
+from equiscale.train.ema import EMAModel, WeightAverage, ema_decay_at
 from equiscale.train.progress import progress_bar, write_line
+from equiscale.train.seeding import rng_state, seed_everything, set_rng_state
 from equiscale.train.trainer import StepFn, Trainer, TrainerConfig
 
 __all__ = [
     "Trainer",
     "TrainerConfig",
     "StepFn",
+    "CheckpointHeader",
+    "FORMAT",
     "save_checkpoint",
     "load_checkpoint",
+    "inference_weights",
+    "WeightAverage",
+    "EMAModel",
+    "ema_decay_at",
+    "setup_distributed",
+    "wrap_ddp",
+    "make_sampler",
+    "make_loader",
+    "cleanup",
     "seed_everything",
     "rng_state",
     "set_rng_state",
