@@ -28,23 +28,22 @@ __all__ = ["Representation", "direct_sum", "tensor_product"]
 class Representation:
     """A real orthogonal representation ``rho`` of ``group`` on ``R^dim``.
 
-    Parameters
-    ----------
-    group : a group object (``C(n)``, ``D(n)``, ``SO2()``, ``O2()``, ``SO3()``, ``O3()``).
-    dim : the dimension of the representation space.
-    fn : maps *validated* elements (finite groups: int64 ``(...)``; compact groups: matrices
-        ``(..., d, d)``) to matrices ``(..., dim, dim)``.  It must be a homomorphism into the
-        orthogonal matrices; :meth:`from_generators` / :meth:`from_matrices` check this for
-        finite groups.
-    name : a label for printing.
-    irrep_id : the id tuple if this is ``group.irrep(*irrep_id)``, else None.
-    max_frequency : for compact groups, an upper bound on the frequency (SO(2)/O(2)) or degree
-        (SO(3)/O(3)) of the irreps it contains (None if unknown); it is what lets
-        :meth:`decompose` know its candidate irreps.  Ignored (None) for finite groups.
-
     ``rep(g)`` returns ``(..., dim, dim)`` for elements ``g`` of shape ``(...)`` (finite
     groups) or ``(..., d, d)`` (compact groups).  Finite groups give float64; compact groups
     give the dtype of the element matrices (float64 by convention).
+
+    Args:
+        group: a group object (``C(n)``, ``D(n)``, ``SO2()``, ``O2()``, ``SO3()``, ``O3()``).
+        dim: the dimension of the representation space.
+        fn: maps *validated* elements (finite groups: int64 ``(...)``; compact groups: matrices
+            ``(..., d, d)``) to matrices ``(..., dim, dim)``.  It must be a homomorphism into the
+            orthogonal matrices; :meth:`from_generators` / :meth:`from_matrices` check this for
+            finite groups.
+        name: a label for printing.
+        irrep_id: the id tuple if this is ``group.irrep(*irrep_id)``, else None.
+        max_frequency: for compact groups, an upper bound on the frequency (SO(2)/O(2)) or degree
+            (SO(3)/O(3)) of the irreps it contains (None if unknown); it is what lets
+            :meth:`decompose` know its candidate irreps.  Ignored (None) for finite groups.
     """
 
     __slots__ = ("_group", "_dim", "_fn", "_name", "_irrep_id", "_max_frequency")
