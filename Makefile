@@ -26,16 +26,22 @@ $(VENV)/.bench: $(VENV)/.test
 	$(PIP) -e '.[test,bench]'
 	touch $@
 
-demo: $(VENV)/.core
+# The compiled kernels (src/equiscale/_kernels/csrc), built once into ~/.cache/equiscale so that no
+# user call pays for it; without a compiler this prints one warning and the PyTorch path runs.
+$(VENV)/.kernels: $(VENV)/.core $(wildcard src/equiscale/_kernels/csrc/*.cpp)
+	$(PY) -m equiscale._kernels._build
+	touch $@
+
+demo: $(VENV)/.core $(VENV)/.kernels
 	$(VENV)/bin/equiscale demo
 
-demo-quick: $(VENV)/.core
+demo-quick: $(VENV)/.core $(VENV)/.kernels
 	$(VENV)/bin/equiscale demo --quick
 
 docs: $(VENV)/.docs
 	$(VENV)/bin/mkdocs build --strict -d site
 
-test: $(VENV)/.test
+test: $(VENV)/.test $(VENV)/.kernels
 	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow and not serial"
 	$(PY) -m pytest -q -m "serial and not slow"
 

@@ -1,0 +1,61 @@
+"""The compiled-kernel mechanism: build/load once, the EQUISCALE_KERNELS switch, the fallback warning."""
+import warnings
+
+import pytest
+import torch
+
+from equiscale import _kernels
+from equiscale._kernels import _build
+
+
+def test_loads_here():
+    """g++ and ninja are present on the test machines: the kernels must build and load."""
+    assert _kernels.load(), _kernels._STATE.reason
+    assert _kernels.available()
+    assert hasattr(torch.ops.equiscale, "spherical_harmonics")
+
+
+def test_use_kernels_needs_cpu_tensors():
+    if not _kernels.load():
+        pytest.skip("kernels unavailable")
+    assert _kernels.use_kernels(torch.zeros(2), torch.zeros(3, dtype=torch.float64))
+    assert not _kernels.use_kernels(torch.zeros(2), torch.zeros(2, device="meta"))
+
+
+@pytest.mark.parametrize("value", ["off", "OFF", "0"])
+def test_env_switch_forces_fallback_without_warning(monkeypatch, value):
+    monkeypatch.setenv("EQUISCALE_KERNELS", value)
+    monkeypatch.setattr(_kernels._STATE, "loaded", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not _kernels.load()
+        assert not _kernels.available()
+        assert not _kernels.use_kernels(torch.zeros(2))
+    assert _kernels._STATE.loaded is None  # nothing was attempted
+
+
+def test_failed_build_warns_once_and_falls_back(monkeypatch):
+    def no_compiler(verbose: bool = False) -> None:
+        raise RuntimeError("g++ not found")
+
+    monkeypatch.delenv("EQUISCALE_KERNELS", raising=False)
+    monkeypatch.setattr(_build, "build", no_compiler)
+    monkeypatch.setattr(_kernels._STATE, "loaded", None)
+    monkeypatch.setattr(_kernels._STATE, "reason", "")
+    with pytest.warns(RuntimeWarning) as record:
+        assert not _kernels.load()
+        assert not _kernels.available()
+        assert not _kernels.use_kernels(torch.zeros(2))
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert message == ("equiscale: compiled kernels unavailable (RuntimeError: g++ not found); "
+                       "using the PyTorch path")
+    assert "\n" not in message
+
+
+def test_sources_and_cache_directory(monkeypatch, tmp_path):
+    assert any(s.endswith("spherical_harmonics.cpp") for s in _build.sources())
+    monkeypatch.setenv("EQUISCALE_KERNELS_CACHE", str(tmp_path))
+    assert _build.build_directory() == tmp_path
+    monkeypatch.delenv("EQUISCALE_KERNELS_CACHE")
+    assert torch.__version__ in str(_build.build_directory())
