@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from equiscale import cli
+from equiscale.continuum.app import APPLICATION
 from equiscale.continuum.data import FluidData, generate_fluid, save_fluid
 
 
@@ -19,9 +20,8 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture
-def run_cli(monkeypatch):
-    monkeypatch.setattr(cli, "APPLICATION_COMMANDS", ["equiscale.continuum.commands"])
-    return lambda *args: cli.main([str(a) for a in args])
+def run_cli():
+    return lambda *args: cli.main([str(a) for a in args], applications=[APPLICATION])
 
 
 COMMON = ("--width", "2", "--blocks", "1", "--kernel-size", "3", "--validation-trajectories", "1", "--quiet",

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from equiscale import cli
+from equiscale.continuum.app import APPLICATION
 from equiscale.continuum import data as data_module
 from equiscale.continuum.data import FluidData, generate_fluid, load_fluid, save_fluid
 
 
 @pytest.fixture
-def fluid_cli(monkeypatch):
-    monkeypatch.setattr(cli, "APPLICATION_COMMANDS", ["equiscale.continuum.commands"])
-    return cli.main
+def fluid_cli():
+    return lambda argv: cli.main(argv, applications=[APPLICATION])
 
 
 def test_data_command_writes_the_documented_format(fluid_cli, tmp_path, capsys):

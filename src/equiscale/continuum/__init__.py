@@ -1,10 +1,22 @@
 """Continuum scale: 2D fluid data (pseudo-spectral Navier-Stokes), rotation-equivariant surrogates,
 rollouts, evaluation and figures.
 
-``simulate_vorticity``, ``random_vorticity``, ``taylor_green_vorticity``: the simulator.
-``load_fluid``, ``save_fluid``, ``generate_fluid``, ``FluidData``: the ``.npz`` data format.
+``simulate_vorticity``, ``random_vorticity``, ``taylor_green_vorticity``, ``velocity``: the simulator
+(imported on first use, so that the light :mod:`.app` declaration does not load torch).
+``load_fluid``, ``save_fluid``, ``generate_fluid``, ``FluidData``: the ``.npz`` data format (in :mod:`.data`).
 ``FluidGCNN``, ``FluidCNN``, ``build_model``: the surrogates (in :mod:`.models`).
+``APPLICATION`` in :mod:`.app`: the commands, checkpoint kind and demo section equiscale discovers.
 """
-from equiscale.continuum.simulate import random_vorticity, simulate_vorticity, taylor_green_vorticity, velocity
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["simulate_vorticity", "random_vorticity", "taylor_green_vorticity", "velocity"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from equiscale.continuum import simulate
+
+        return getattr(simulate, name)
+    raise AttributeError(f"module 'equiscale.continuum' has no attribute {name!r}")

@@ -167,6 +167,7 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], data_path: str | os.PathLik
     data = load_fluid(data_path)
     vorticity = torch.from_numpy(np.ascontiguousarray(data.vorticity))
     _starts(vorticity.shape[1], rollout)
+    loaded = [load_run(run) for run in runs]  # every run is checked before anything is written
     out = Path(out if out is not None else runs[0])
     out.mkdir(parents=True, exist_ok=True)
     rows, curves, examples = [], {}, {}
@@ -174,9 +175,8 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], data_path: str | os.PathLik
     if len(set(names)) < len(names):  # same folder names: use the paths, then number what is left
         names = [str(r).strip("/") for r in runs]
         names = [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
-    iterator = progress_bar(list(zip(names, runs)), enabled=progress, desc="evaluating", unit="run", leave=False)
-    for name, run in iterator:
-        model, record = load_run(run)
+    iterator = progress_bar(list(zip(names, loaded)), enabled=progress, desc="evaluating", unit="run", leave=False)
+    for name, (model, record) in iterator:
         model = model.float()
         row, curve, predicted = _evaluate_model(name, model, record, vorticity, rollout)
         rows.append(row)

@@ -1,15 +1,20 @@
-"""PNG figures of fluid rollouts (matplotlib, the ``plot`` extra; imported only when drawing)."""
+"""PNG figures of fluid rollouts (matplotlib, the ``plot`` extra; imported only when drawing).
+
+:func:`pyplot` (matplotlib on the Agg backend, or one clear line naming the extra) and
+:func:`save_png` (atomic write, figure closed) are meant for every figure module of equiscale.
+"""
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["plot_rollout", "plot_error_curves", "plot_data_efficiency"]
+__all__ = ["pyplot", "save_png", "plot_rollout", "plot_error_curves", "plot_data_efficiency"]
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend; ValueError naming the extra if missing."""
     try:
         import matplotlib
 
@@ -20,10 +25,26 @@ def _pyplot():
     return plt
 
 
+_pyplot = pyplot  # the name the figure modules of other packages imported first
+
+
+def save_png(figure: Any, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Write ``figure`` to ``path`` as PNG atomically (a temporary file, then ``os.replace``) and close it."""
+    plt = pyplot()
+    tmp = f"{os.fspath(path)}.tmp.png"
+    try:
+        figure.savefig(tmp, dpi=dpi, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def plot_rollout(truth: np.ndarray, prediction: np.ndarray, steps: Sequence[int], path: str | os.PathLike,
                  title: str = "") -> None:
     """Rows: truth, prediction, error; one column per rollout step in ``steps``. Arrays ``[T + 1, R, R]``."""
-    plt = _pyplot()
+    plt = pyplot()
     steps = [s for s in steps if s < len(truth)]
     fig, axes = plt.subplots(3, len(steps), figsize=(2.2 * len(steps), 6.6), squeeze=False)
     limit = float(np.abs(truth[steps]).max())
@@ -43,8 +64,7 @@ def plot_rollout(truth: np.ndarray, prediction: np.ndarray, steps: Sequence[int]
         axes[2, 0].set_ylabel("error")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_error_curves(curves: dict[str, np.ndarray], path: str | os.PathLike, title: str = "",
@@ -54,7 +74,7 @@ def plot_error_curves(curves: dict[str, np.ndarray], path: str | os.PathLike, ti
     ``styles[label] = (series, variant)``: one colour per series (e.g. the model), one line style per
     variant (e.g. the data fraction); labels without a style are drawn dashed in grey.
     """
-    plt = _pyplot()
+    plt = pyplot()
     styles = styles or {}
     series = sorted({s for s, _ in styles.values()})
     variants = sorted({v for _, v in styles.values()})
@@ -75,14 +95,13 @@ def plot_error_curves(curves: dict[str, np.ndarray], path: str | os.PathLike, ti
     axis.legend(fontsize=7)
     axis.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_data_efficiency(rows: list[dict], path: str | os.PathLike, metric: str = "rollout_25") -> None:
     """``metric`` against the fraction of training trajectories, one line per model: the mean over
     runs of the same model and fraction, with bars from the lowest to the highest run."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axis = plt.subplots(figsize=(5, 4))
     for model in sorted({r["model"] for r in rows}):
         fractions = sorted({r["fraction"] for r in rows if r["model"] == model})
@@ -96,5 +115,4 @@ def plot_data_efficiency(rows: list[dict], path: str | os.PathLike, metric: str 
     axis.grid(alpha=0.3)
     axis.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_png(fig, path)

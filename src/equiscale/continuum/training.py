@@ -6,13 +6,18 @@ are held out for validation (early stopping, ``best.pt``), and the first ``fract
 loss is the mean squared error of the predicted increments, in units of the data's increment RMS,
 averaged over an autoregressive rollout of ``rollout_steps`` (1: plain one-step pairs).
 ``cnn-aug`` applies a random element of the group to every training window.
+
+Checkpoints carry the header of kind ``"fluid"``: the run's :class:`TrainFluid` settings and the
+data statistics (``field_scale``, ``delta_scale``, ``resolution``, ``dt``, ``viscosity``); the
+model is rebuilt from them (:func:`run_model`). Under torchrun each process trains on its share of
+the windows (DistributedSampler, DistributedDataParallel, gloo on CPU); rank 0 writes the files.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,39 +26,23 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from equiscale.continuum.data import load_fluid
+from equiscale.continuum.data import FluidData, load_fluid
 from equiscale.continuum.models import build_model, count_parameters, parse_group
-from equiscale.train import Trainer, TrainerConfig
+from equiscale.continuum.settings import TrainFluid
+from equiscale.train import (CheckpointHeader, Trainer, TrainerConfig, cleanup, inference_weights, load_checkpoint,
+                             make_loader, setup_distributed, wrap_ddp)
 
-__all__ = ["FluidTrainConfig", "FluidWindows", "train_fluid", "split_trajectories", "transform_fields", "load_run"]
+__all__ = ["FluidTrainConfig", "FluidWindows", "train_fluid", "split_trajectories", "transform_fields", "load_run",
+           "run_model", "KIND"]
 
+KIND = "fluid"
 
-@dataclass
-class FluidTrainConfig:
-    """Settings of one training run (saved with it)."""
+FluidTrainConfig = TrainFluid
+"""The settings of one training run (the same class as ``equiscale train fluid``'s settings)."""
 
-    model: str = "gcnn"
-    group: str = "C4"
-    width: int | None = None
-    blocks: int = 2
-    kernel_size: int = 5
-    fraction: float = 1.0
-    validation_trajectories: int = 4
-    epochs: int = 1000
-    max_time: float | None = None
-    batch_size: int = 16
-    lr: float = 2e-3
-    patience: int | None = None
-    seed: int = 0
-    rollout_steps: int = 1
-    clock: str = "wall"
-
-    def __post_init__(self) -> None:
-        if self.model not in ("gcnn", "cnn", "cnn-aug"):
-            raise ValueError(f"model must be gcnn, cnn or cnn-aug, got {self.model!r}")
-        parse_group(self.group)
-        if not 0 < self.fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
+# Settings a resumed run must keep: they fix the model, the data it sees and the order it sees it in.
+FIXED = ("model", "group", "width", "blocks", "kernel_size", "fraction", "validation_trajectories", "batch_size",
+         "rollout_steps", "seed", "ema_decay")
 
 
 class FluidWindows(Dataset):
@@ -116,76 +105,140 @@ def _make_step(delta_scale: float, augment_group: Any = None):
     return step
 
 
-def _check_resume(out: Path, config: FluidTrainConfig) -> None:
-    saved = json.loads((out / "config.json").read_text())["train"]
-    fixed = ("model", "group", "width", "blocks", "kernel_size", "fraction", "validation_trajectories",
-             "batch_size", "rollout_steps", "seed")
-    changed = [k for k in fixed if saved.get(k) != getattr(config, k)]
+# --- what a run stores ---------------------------------------------------------------------------------------
+def _model_kwargs(settings: dict[str, Any], statistics: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of :func:`build_model` for a run's settings and data statistics."""
+    return {"model": settings["model"], "group": settings["group"], "width": settings["width"],
+            "blocks": settings["blocks"], "kernel_size": settings["kernel_size"],
+            "field_scale": statistics["field_scale"], "delta_scale": statistics["delta_scale"]}
+
+
+def _statistics(data: FluidData, train_w: Tensor, data_path: str | os.PathLike) -> dict[str, Any]:
+    field_scale = float(train_w.std())
+    delta_scale = float((train_w[:, 1:] - train_w[:, :-1]).std())
+    if not (field_scale > 0 and delta_scale > 0):
+        raise ValueError(f"{data_path}: the training trajectories are constant in space or time; nothing to learn")
+    return {"field_scale": field_scale, "delta_scale": delta_scale, "resolution": data.resolution, "dt": data.dt,
+            "viscosity": data.viscosity}
+
+
+def _record(header: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """The run's description as ``config.json`` holds it (and :func:`load_run` returns it)."""
+    settings, statistics = header["settings"], header["statistics"]
+    return {"train": settings, "model": _model_kwargs(settings, statistics), "parameters": extra.get("parameters"),
+            "data": settings.get("data"), "train_trajectories": extra.get("train_trajectories", []),
+            "validation_trajectories": extra.get("validation_trajectories", []), "dt": statistics.get("dt"),
+            "viscosity": statistics.get("viscosity"), "resolution": statistics.get("resolution")}
+
+
+def _check_resume(out: Path, settings: TrainFluid) -> None:
+    if not (out / "last.pt").exists():
+        raise FileNotFoundError(f"nothing to resume in {out}: last.pt is missing")
+    saved = load_checkpoint(out / "last.pt", kind=KIND)["header"]["settings"]
+    changed = [k for k in FIXED if saved.get(k) != getattr(settings, k)]
     if changed:
         raise ValueError(f"cannot resume {out} with different settings: {', '.join(changed)} "
                          f"(saved: {', '.join(f'{k}={saved.get(k)}' for k in changed)})")
 
 
-def train_fluid(data_path: str | os.PathLike, out_dir: str | os.PathLike, config: FluidTrainConfig,
-                resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, path)
+
+
+# --- training --------------------------------------------------------------------------------------------------
+def _loaders(train_w: Tensor, val_w: Tensor, settings: TrainFluid) -> tuple[DataLoader, DataLoader]:
+    """Training windows (each process its share under torchrun) and validation pairs (all on every rank)."""
+    windows = FluidWindows(train_w, settings.rollout_steps)
+    train = make_loader(windows, settings.batch_size, shuffle=True, seed=settings.seed)
+    return train, DataLoader(FluidWindows(val_w, 1), batch_size=64)
+
+
+def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike | None, config: TrainFluid,
+                resume: bool = False, progress: bool = True, epoch_lines: bool | None = None) -> dict[str, Any]:
     """Train one surrogate on ``data_path``, writing ``config.json``, ``last.pt``, ``best.pt`` and
-    ``history.json`` to ``out_dir``; returns the Trainer's summary plus ``parameters``."""
+    ``history.json`` to ``out_dir``.
+
+    Args:
+        data_path: the fluid ``.npz`` (None: ``config.data``).
+        out_dir: the run directory (None: ``config.run_dir``).
+        config: the settings; ``data`` and ``out`` are stored as given here.
+        resume: continue from ``out_dir/last.pt`` (the fixed settings must be the saved ones).
+        progress: show progress bars.
+        epoch_lines: print one line per epoch (default: as ``progress``).
+
+    Returns:
+        The Trainer's summary plus ``parameters`` and ``is_main`` (whether this process is rank 0).
+
+    Raises:
+        ValueError, FileNotFoundError: unusable data or run directory, before anything is written.
+    """
+    data_path = data_path if data_path is not None else config.data
+    if not data_path:
+        raise ValueError("no training data: pass --data FILE.npz (or set 'data:' in the --config file)")
+    out = Path(out_dir if out_dir is not None else config.run_dir)
+    config = config.replace(data=str(data_path), out=str(out))
     data = load_fluid(data_path)
-    out = Path(out_dir)
     if resume:
-        if not (out / "config.json").exists():
-            raise FileNotFoundError(f"nothing to resume in {out}: config.json is missing")
         _check_resume(out, config)
+    elif (out / "last.pt").exists():
+        raise ValueError(f"{out} already holds a training run (last.pt): pass --resume or choose another --out")
     train_ids, val_ids = split_trajectories(data.trajectories, config.validation_trajectories, config.fraction)
     w = torch.from_numpy(np.ascontiguousarray(data.vorticity))
     train_w = w[train_ids]
-    field_scale = float(train_w.std())
-    delta_scale = float((train_w[:, 1:] - train_w[:, :-1]).std())
-    if not (field_scale > 0 and delta_scale > 0):
-        raise ValueError(f"{data_path}: the training trajectories are constant in space or time; nothing to learn")
-    group = parse_group(config.group)
-    settings = {"model": config.model, "group": config.group, "width": config.width, "blocks": config.blocks,
-                "kernel_size": config.kernel_size, "field_scale": field_scale, "delta_scale": delta_scale}
-    model = build_model(**settings)
-    parameters = count_parameters(model)
-    record = {"train": asdict(config), "model": settings, "parameters": parameters, "data": str(data_path),
-              "train_trajectories": train_ids, "validation_trajectories": val_ids, "dt": data.dt,
-              "viscosity": data.viscosity, "resolution": data.resolution}
-    if not resume:
-        if (out / "last.pt").exists():
-            raise ValueError(f"{out} already holds a training run (last.pt): pass --resume or choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / ".config.json.tmp"
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, out / "config.json")
-    torch.manual_seed(config.seed)
-    train_loader = DataLoader(FluidWindows(train_w, config.rollout_steps), batch_size=config.batch_size, shuffle=True,
-                              drop_last=False)
-    val_loader = DataLoader(FluidWindows(w[val_ids], 1), batch_size=64)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
-    step = _make_step(delta_scale, group if config.model == "cnn-aug" else None)
-    trainer_config = TrainerConfig(max_epochs=config.epochs, max_time=config.max_time, patience=config.patience,
-                                   seed=config.seed, progress=progress, grad_clip=1.0,
-                                   clock=config.clock)
-    trainer = Trainer(model, optimizer, step, train_loader, out, trainer_config, val_data=val_loader,
-                      val_step=_make_step(delta_scale), scheduler=scheduler, extra={"settings": settings, "record": record})
-    summary = trainer.fit(resume=resume)
-    summary["parameters"] = parameters
+    statistics = _statistics(data, train_w, data_path)
+    header = CheckpointHeader(KIND, config, statistics, "float32")
+    model = build_model(**_model_kwargs(asdict(config), statistics))
+    extra = {"parameters": count_parameters(model), "train_trajectories": train_ids, "validation_trajectories": val_ids}
+
+    rank, world, device = setup_distributed("cpu")
+    try:
+        if rank == 0 and not resume:
+            out.mkdir(parents=True, exist_ok=True)
+            _write_json(out / "config.json", _record(header.as_dict(), extra))
+        torch.manual_seed(config.seed)
+        trained = wrap_ddp(model, device)
+        train_loader, val_loader = _loaders(train_w, w[val_ids], config)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+        step = _make_step(statistics["delta_scale"], parse_group(config.group) if config.model == "cnn-aug" else None)
+        trainer_config = TrainerConfig(max_epochs=config.max_epochs, max_time=config.max_time, patience=config.patience,
+                                       seed=config.seed, progress_bars=progress,
+                                       log_epochs=progress if epoch_lines is None else epoch_lines, grad_clip=1.0,
+                                       clock=config.clock, ema_decay=config.ema_decay)
+        trainer = Trainer(trained, optimizer, step, train_loader, out, trainer_config, val_data=val_loader,
+                          val_step=_make_step(statistics["delta_scale"]), scheduler=scheduler, extra=extra,
+                          header=header)
+        summary = trainer.fit(resume=resume)
+    finally:
+        cleanup()
+    summary["parameters"] = extra["parameters"]
+    summary["is_main"] = rank == 0
     return summary
 
 
-def load_run(run_dir: str | os.PathLike, which: str = "best") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The trained model of a run directory (``best.pt`` or ``last.pt``) in eval mode, and its record."""
-    from equiscale.train import load_checkpoint
+# --- using a trained run ---------------------------------------------------------------------------------------
+def run_model(state: dict[str, Any], file: str | os.PathLike = "checkpoint") -> torch.nn.Module:
+    """The model of a fluid checkpoint ``state`` (its header and inference weights), in eval mode."""
+    header = state["header"]
+    model = build_model(**_model_kwargs(header["settings"], header["statistics"]))
+    try:
+        model.load_state_dict(inference_weights(state))
+    except RuntimeError as error:
+        raise ValueError(f"{file}: the weights do not fit the stored model settings: {error}") from error
+    return model.eval()
 
-    state = load_checkpoint(Path(run_dir) / f"{which}.pt")
-    if "extra" not in state or "settings" not in state["extra"]:
-        raise ValueError(f"{run_dir}/{which}.pt was not written by `equiscale train fluid`")
-    model = build_model(**state["extra"]["settings"])
-    model.load_state_dict(state["model"])
-    model.eval()
-    record = dict(state["extra"]["record"])
+
+def load_run(run_dir: str | os.PathLike, which: str = "best") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The trained model of a run directory (``best.pt`` or ``last.pt``) in eval mode, and its record
+    (``config.json``'s content plus ``best_epoch``, ``epochs``, ``steps`` and ``train_time``)."""
+    file = Path(run_dir) / f"{which}.pt"
+    if Path(run_dir).is_file():  # a checkpoint given directly
+        file, run_dir = Path(run_dir), Path(run_dir).parent
+    state = load_checkpoint(file, kind=KIND)
+    model = run_model(state, file)
+    record = _record(state["header"], state.get("extra") or {})
     record["best_epoch"] = state.get("epoch")
     history_path = Path(run_dir) / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else state.get("history") or []

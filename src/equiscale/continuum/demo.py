@@ -1,8 +1,9 @@
-"""The continuum section: 2D decaying turbulence and three one-step surrogates trained for the same time.
+"""The continuum section of ``equiscale demo``: 2D decaying turbulence and three one-step surrogates
+trained for the same time.
 
 Simulates training and test trajectories (:func:`equiscale.continuum.data.generate_fluid`), trains a
 C(4) G-CNN, a CNN of about the same parameter count and the same CNN on randomly rotated windows,
-each for the same wall-clock budget (:func:`equiscale.continuum.training.train_fluid`), and evaluates
+each for the same CPU-time budget (:func:`equiscale.continuum.training.train_fluid`), and evaluates
 them on the test trajectories (:func:`equiscale.continuum.evaluate.evaluate_runs`: one-step and
 rollout errors, equivariance under 90-degree rotations, figures).
 """
@@ -64,7 +65,8 @@ def _simulate(ctx: DemoContext, settings: ContinuumSettings, folder: Path) -> tu
 
 def _train(ctx: DemoContext, settings: ContinuumSettings, data: Path, folder: Path) -> list[Path]:
     from equiscale.continuum.models import FluidGCNN, cnn_width_matching, count_parameters
-    from equiscale.continuum.training import FluidTrainConfig, train_fluid
+    from equiscale.continuum.settings import TrainFluid
+    from equiscale.continuum.training import train_fluid
 
     gcnn_parameters = count_parameters(FluidGCNN("C4", settings.width, settings.blocks, settings.kernel_size))
     widths = {"gcnn": settings.width}  # the CNNs: about as many parameters as the G-CNN
@@ -73,11 +75,11 @@ def _train(ctx: DemoContext, settings: ContinuumSettings, data: Path, folder: Pa
     shutil.rmtree(folder / "runs", ignore_errors=True)  # a demo run again into the same folder starts afresh
     for model, label in MODELS:
         run = folder / "runs" / model
-        config = FluidTrainConfig(model=model, group="C4", width=widths[model],
-                                  blocks=settings.blocks, kernel_size=settings.kernel_size,
-                                  validation_trajectories=settings.validation_trajectories, epochs=1_000_000,
-                                  max_time=settings.train_seconds, batch_size=settings.batch_size, lr=settings.lr,
-                                  seed=ctx.seed, clock="process")
+        config = TrainFluid(model=model, group="C4", width=widths[model],
+                            blocks=settings.blocks, kernel_size=settings.kernel_size,
+                            validation_trajectories=settings.validation_trajectories,
+                            max_time=settings.train_seconds, batch_size=settings.batch_size, lr=settings.lr,
+                            seed=ctx.seed, clock="process")
         with timed_bar(settings.train_seconds, f"training {label}", ctx.progress, clock=time.process_time):
             summary = train_fluid(data, run, config, progress=False)
         ctx.log(f"{label}: {summary['parameters']} parameters, {summary['steps']} steps in {summary['train_time']:.0f} CPU-s")

@@ -1,0 +1,85 @@
+"""The settings of ``equiscale data fluid``, ``train fluid`` and ``evaluate fluid``: one dataclass each.
+
+The command-line options, the YAML ``--config`` file and the validation of values are derived from
+these dataclasses by :mod:`equiscale.settings`; a field added here appears everywhere. Light: no
+torch at import, so ``equiscale --help`` stays fast.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from equiscale.settings import Settings, TrainingSettings, at_least, fraction, positive, setting
+
+__all__ = ["DataFluid", "TrainFluid", "EvaluateFluid", "MODELS", "GROUPS"]
+
+MODELS = ("gcnn", "cnn", "cnn-aug")
+GROUPS = ("C4", "D4")
+
+THREADS_HELP = "torch CPU threads; 1 is fastest on a busy machine"
+
+
+@dataclass
+class DataFluid(Settings):
+    """``equiscale data fluid``: simulate decaying 2D turbulence into an ``.npz`` file."""
+
+    out: str = setting(None, help="output .npz file", required=True, metavar="FILE.npz")
+    trajectories: int = setting(32, help="number of trajectories N", check=positive)
+    steps: int = setting(50, help="saved steps T after the initial frame", check=positive)
+    resolution: int = setting(64, help="grid points per side R", check=at_least(8))
+    viscosity: float = setting(5e-3, help="kinematic viscosity", check=positive)
+    dt: float = setting(0.2, help="time between saved frames", check=positive)
+    seed: int = setting(0, help="random seed")
+    quiet: bool = setting(False, help="no progress bar")
+    threads: int | None = setting(None, help=THREADS_HELP, check=positive, default_text="torch's choice")
+
+
+@dataclass
+class TrainFluid(TrainingSettings):
+    """``equiscale train fluid``: one training run of a fluid surrogate (saved in its checkpoints).
+
+    ``data`` and ``out`` may stay unset when :func:`equiscale.continuum.training.train_fluid` is
+    given them as arguments; the command needs ``data`` and takes ``out`` from :attr:`run_dir`.
+    ``epochs`` left unset means 1000, or "until ``max_time``" when a time budget is given.
+    """
+
+    default_epochs: ClassVar[int] = 1000
+
+    data: str | None = setting(None, help="fluid .npz (see `equiscale data fluid`); required here or in --config",
+                               metavar="FILE.npz", default_text="none")
+    out: str | None = setting(None, help="run directory", metavar="DIR", default_text="runs/fluid-MODEL")
+    model: str = setting("gcnn", help="which surrogate: C(4)/D(4) G-CNN, plain CNN, or CNN trained on randomly "
+                         "rotated data", choices=MODELS)
+    group: str = setting("C4", help="G-CNN group / augmentation group", choices=GROUPS)
+    width: int | None = setting(None, help="channels (G-CNN: regular fields, 8 when unset); the CNN by default "
+                                "matches the G-CNN's parameters", check=positive, default_text="matched")
+    blocks: int = setting(2, help="residual blocks", check=positive)
+    kernel_size: int = setting(5, help="odd convolution kernel size", check=positive)
+    fraction: float = setting(1.0, help="fraction of the training trajectories used", check=fraction)
+    validation_trajectories: int = setting(4, help="held-out trajectories at the end of the file", check=positive)
+    batch_size: int = setting(16, help="batch size", check=positive)
+    lr: float = setting(2e-3, help="Adam learning rate", check=positive)
+    patience: int | None = setting(None, help="early stopping after this many epochs without improvement",
+                                   check=positive, default_text="none")
+    rollout_steps: int = setting(1, help="train on rollouts of this many steps (1: one-step pairs)", check=positive)
+
+    @property
+    def run_dir(self) -> str:
+        """``out``, or ``runs/fluid-MODEL`` when it is unset."""
+        return self.out or f"runs/fluid-{self.model}"
+
+
+@dataclass
+class EvaluateFluid(Settings):
+    """``equiscale evaluate fluid``: errors, equivariance and figures of trained fluid runs."""
+
+    runs: list[str] = setting(None, help="run directories written by `equiscale train fluid`", positional=True,
+                              required=True)
+    data: str = setting(None, help="fluid .npz to evaluate on (held-out trajectories)", required=True,
+                        metavar="FILE.npz")
+    out: str | None = setting(None, help="directory for report and figures", metavar="DIR",
+                              default_text="the first run")
+    rollout: int = setting(25, help="rollout length in steps", check=positive)
+    figures: bool = setting(True, help="write the PNG figures (--no-figures: skip them, no matplotlib needed)")
+    quiet: bool = setting(False, help="no progress bar")
+    threads: int | None = setting(None, help=THREADS_HELP, check=positive, default_text="torch's choice")
