@@ -31,7 +31,7 @@ def _trainer(tmp_path, epochs=5, shuffle=True, **config):
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 3, 0.5)
     return Trainer(model, optimizer, _step, DataLoader(train, batch_size=8, shuffle=shuffle), tmp_path,
-                   TrainerConfig(max_epochs=epochs, **({"progress": False} | config)), val_data=DataLoader(val, batch_size=16),
+                   TrainerConfig(max_epochs=epochs, **({"progress_bars": False, "log_epochs": False} | config)), val_data=DataLoader(val, batch_size=16),
                    scheduler=scheduler, extra={"note": "hello"}, header=CheckpointHeader("toy", {"epochs": epochs}))
 
 
@@ -136,3 +136,32 @@ def test_runs_without_tqdm(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", no_tqdm)
     summary = _trainer(tmp_path, epochs=2, progress=True).fit()
     assert summary["epochs"] == 2 and "epoch 2" in capsys.readouterr().out
+
+
+def test_quiet_drops_the_bars_but_keeps_the_epoch_lines(tmp_path, capsys):
+    _trainer(tmp_path, epochs=2, progress_bars=False, log_epochs=True).fit()
+    captured = capsys.readouterr()
+    lines = [line for line in captured.out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and "train[raw] loss" in lines[0] and "val[raw] loss" in lines[0]
+    assert "batch" not in captured.err and "%|" not in captured.err
+    assert TrainerConfig(progress=False).log_epochs is False and TrainerConfig(progress=True).progress_bars is True
+
+
+def test_no_epoch_limit_stops_on_the_time_budget(tmp_path):
+    summary = _trainer(tmp_path, epochs=None, max_time=0.3).fit()
+    assert summary["stop_reason"] == "max_time" and summary["train_time"] >= 0.3 and summary["epochs"] >= 1
+    with pytest.raises(ValueError, match="set max_epochs or max_time"):
+        TrainerConfig(max_epochs=None)
+
+
+def test_a_budget_that_ends_the_last_epoch_is_the_stop_reason(tmp_path):
+    summary = _trainer(tmp_path, epochs=1, max_time=1e-9).fit()
+    assert summary["epochs"] == 1 and summary["steps"] == 1 and summary["stop_reason"] == "max_time"
+
+
+def test_resume_checks_the_kind(tmp_path):
+    _trainer(tmp_path, epochs=1).fit()
+    other = _trainer(tmp_path, epochs=2)
+    other.header = CheckpointHeader("other")
+    with pytest.raises(ValueError, match="holds a 'toy' checkpoint, not a 'other' one"):
+        other.fit(resume=True)
