@@ -95,6 +95,8 @@ def load_fluid(path: str | os.PathLike) -> FluidData:
     if not np.issubdtype(w.dtype, np.floating):
         raise ValueError(f"{path}: vorticity must be floating point, got {w.dtype}")
     bad = ~np.isfinite(w)
+    if bad.all():
+        raise ValueError(f"{path}: vorticity holds no finite value (all {w.size} are NaN or infinite)")
     if bad.any():
         where = np.argwhere(bad)[0]
         raise ValueError(f"{path}: vorticity holds {int(bad.sum())} NaN or infinite values "
