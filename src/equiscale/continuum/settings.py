@@ -62,6 +62,8 @@ class TrainFluid(TrainingSettings):
     patience: int | None = setting(None, help="early stopping after this many epochs without improvement",
                                    check=positive, default_text="none")
     rollout_steps: int = setting(1, help="train on rollouts of this many steps (1: one-step pairs)", check=positive)
+    device: str = setting("cpu", help="where to train (auto: cuda if available; under torchrun each process takes "
+                          "the GPU of its LOCAL_RANK)", choices=("cpu", "cuda", "auto"))
 
     @property
     def run_dir(self) -> str:

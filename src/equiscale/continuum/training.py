@@ -10,7 +10,8 @@ averaged over an autoregressive rollout of ``rollout_steps`` (1: plain one-step 
 Checkpoints carry the header of kind ``"fluid"``: the run's :class:`TrainFluid` settings and the
 data statistics (``field_scale``, ``delta_scale``, ``resolution``, ``dt``, ``viscosity``); the
 model is rebuilt from them (:func:`run_model`). Under torchrun each process trains on its share of
-the windows (DistributedSampler, DistributedDataParallel, gloo on CPU); rank 0 writes the files.
+the windows (DistributedSampler, DistributedDataParallel; gloo on CPU, nccl on GPU); rank 0 writes
+the files.
 """
 from __future__ import annotations
 
@@ -192,13 +193,13 @@ def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike 
     model = build_model(**_model_kwargs(asdict(config), statistics))
     extra = {"parameters": count_parameters(model), "train_trajectories": train_ids, "validation_trajectories": val_ids}
 
-    rank, world, device = setup_distributed("cpu")
+    rank, world, device = setup_distributed(config.device)
     try:
         if rank == 0 and not resume:
             out.mkdir(parents=True, exist_ok=True)
             _write_json(out / "config.json", _record(header.as_dict(), extra))
         torch.manual_seed(config.seed)
-        trained = wrap_ddp(model, device)
+        trained = wrap_ddp(model.to(device), device)
         train_loader, val_loader = _loaders(train_w, w[val_ids], config)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
@@ -208,8 +209,8 @@ def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike 
                                        log_epochs=progress if epoch_lines is None else epoch_lines, grad_clip=1.0,
                                        clock=config.clock, ema_decay=config.ema_decay)
         trainer = Trainer(trained, optimizer, step, train_loader, out, trainer_config, val_data=val_loader,
-                          val_step=_make_step(statistics["delta_scale"]), scheduler=scheduler, extra=extra,
-                          header=header)
+                          val_step=_make_step(statistics["delta_scale"]), scheduler=scheduler, device=device,
+                          extra=extra, header=header)
         summary = trainer.fit(resume=resume)
     finally:
         cleanup()
