@@ -32,11 +32,11 @@ def test_two_processes_give_the_single_process_gradients(tmp_path, emt_file):
     distributed = torch.load(out, weights_only=False)
     assert distributed["world"] == 2
 
-    wrapped, dataset = _ddp_worker.model_and_data(str(emt_file))
+    model, dataset = _ddp_worker.model_and_data(str(emt_file))
     batch = collate([dataset[i] for i in range(4)], torch.float64)
-    loss, _ = make_step(_ddp_worker.WEIGHTS)(wrapped.train(), batch)
+    loss, _ = make_step(_ddp_worker.WEIGHTS)(model.train(), batch)
     loss.backward()
-    grads = dict(wrapped.model.named_parameters())
+    grads = dict(model.named_parameters())
     assert distributed["grads"].keys() == grads.keys()
     for name, grad in distributed["grads"].items():
         expected = grads[name].grad
@@ -48,9 +48,7 @@ def test_two_processes_give_the_single_process_gradients(tmp_path, emt_file):
 def test_the_train_command_under_torchrun(tmp_path, emt_file):
     config = tmp_path / "tiny.yaml"
     config.write_text("lmax: 1\nchannels: 4\nlayers: 2\ncutoff: 3.0\nnum_radial_basis: 4\nradial_hidden: 8\nreadout_hidden: 4\nbatch_size: 2\n")
-    script = ("import sys; from equiscale import cli; name = 'equiscale.atomistic.commands'\n"
-              "if name not in cli.APPLICATION_COMMANDS: cli.APPLICATION_COMMANDS.append(name)\n"
-              "sys.exit(cli.main(sys.argv[1:]))\n")
+    script = "import sys\nfrom equiscale import cli\nsys.exit(cli.main(sys.argv[1:]))\n"
     launcher = tmp_path / "launch.py"
     launcher.write_text(script)
     result = _torchrun(str(launcher), "train", "potential", "--data", str(emt_file), "--config", str(config),

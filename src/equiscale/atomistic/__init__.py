@@ -1,15 +1,11 @@
 """The atomistic scale: structures and datasets (ASE), neighbour lists (vesin), the equivariant
 interatomic potential, its training, evaluation and ASE calculator, and EMT reference data.
 
-Units are ASE's: eV, Angstrom, eV/Angstrom, eV/Angstrom^3 (stress, ASE's sign convention).
+Units are ASE's: eV, Angstrom, eV/Angstrom, eV/Angstrom^3 (stress, ASE's sign convention). Every
+name below is imported on first use, so that the command line's application declaration
+(:mod:`equiscale.atomistic.app`) imports no torch.
 """
 from typing import Any
-
-from equiscale.atomistic.data import AtomicDataset, collate, make_loader, split_indices, structure_graph
-from equiscale.atomistic.emt import emt_frames, write_emt_dataset
-from equiscale.atomistic.neighbors import neighbor_list
-from equiscale.atomistic.statistics import average_num_neighbors, dataset_statistics, force_rms, reference_energies
-from equiscale.atomistic.structures import AtomicStructure, read_structures, write_structures
 
 __all__ = [
     "AtomicStructure",
@@ -36,17 +32,32 @@ __all__ = [
 ]
 
 _LAZY = {
+    "AtomicStructure": "equiscale.atomistic.structures",
+    "read_structures": "equiscale.atomistic.structures",
+    "write_structures": "equiscale.atomistic.structures",
+    "neighbor_list": "equiscale.atomistic.neighbors",
+    "structure_graph": "equiscale.atomistic.data",
+    "collate": "equiscale.atomistic.data",
+    "AtomicDataset": "equiscale.atomistic.data",
+    "split_indices": "equiscale.atomistic.data",
+    "make_loader": "equiscale.atomistic.data",
+    "reference_energies": "equiscale.atomistic.statistics",
+    "force_rms": "equiscale.atomistic.statistics",
+    "average_num_neighbors": "equiscale.atomistic.statistics",
+    "dataset_statistics": "equiscale.atomistic.statistics",
+    "emt_frames": "equiscale.atomistic.emt",
+    "write_emt_dataset": "equiscale.atomistic.emt",
     "EquivariantPotential": "equiscale.atomistic.model",
     "Calculator": "equiscale.atomistic.calculator",
     "load_potential": "equiscale.atomistic.checkpoints",
-    "TrainSettings": "equiscale.atomistic.training",
+    "TrainSettings": "equiscale.atomistic.settings",
     "train_potential": "equiscale.atomistic.training",
     "evaluate_potential": "equiscale.atomistic.evaluate",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """The model, calculator and training entry points, imported on first use."""
+    """Every public name, imported on first use (``equiscale.atomistic.app`` stays light: no torch)."""
     if name in _LAZY:
         import importlib
 

@@ -145,14 +145,17 @@ def make_loader(
     distributed: bool = False,
     drop_last: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader of batches; ``distributed=True`` gives each process its share
-    (``DistributedSampler`` with ``seed``, reshuffled each epoch by the Trainer's ``set_epoch``).
-    Without it, shuffling draws from torch's global generator (``seed`` unused)."""
+    """A DataLoader of batches; ``distributed=True`` gives each process of a process group its share
+    (:func:`equiscale.train.distributed.make_sampler`: a ``DistributedSampler`` with ``seed``,
+    reshuffled each epoch by the Trainer's ``set_epoch``). Otherwise, or with one process, shuffling
+    draws from torch's global generator (``seed`` unused)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    from equiscale.train.distributed import make_sampler
+
     collate_fn = partial(collate, dtype=resolve_dtype(dtype))
-    if distributed:
-        sampler = torch.utils.data.DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    sampler = make_sampler(dataset, shuffle, seed, drop_last) if distributed else None
+    if sampler is not None:
         return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn, drop_last=drop_last)
     # shuffled from torch's global generator, which the Trainer seeds and restores on resume
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_fn, drop_last=drop_last)

@@ -10,11 +10,10 @@ from typing import Callable
 
 import numpy as np
 
+from equiscale.atomistic.settings import EMT_ELEMENTS
 from equiscale.atomistic.structures import AtomicStructure, write_structures
 
 __all__ = ["EMT_ELEMENTS", "emt_frames", "write_emt_dataset"]
-
-EMT_ELEMENTS = ("Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt")
 
 
 def emt_frames(

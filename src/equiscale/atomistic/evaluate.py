@@ -1,7 +1,9 @@
 """Errors of a trained potential on labelled structures, and a parity plot.
 
-Metrics (all over the labels present): ``energy_mae`` (meV/atom), ``force_mae`` and ``force_rmse``
-(meV/Angstrom, per Cartesian component), ``stress_mae`` (meV/Angstrom^3), with the counts.
+Metrics (all over the labels present): ``energy_mae_per_atom`` and ``energy_rmse_per_atom``
+(meV/atom), ``energy_mae`` and ``energy_rmse`` (meV per structure: the error of a molecule's or
+cell's total energy), ``force_mae`` and ``force_rmse`` (meV/Angstrom, per Cartesian component),
+``stress_mae`` and ``stress_rmse`` (meV/Angstrom^3), with the counts ``structures`` and ``atoms``.
 """
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ __all__ = ["predict_dataset", "error_metrics", "parity_plot", "evaluate_potentia
 
 def predict_dataset(model: EquivariantPotential, structures: Sequence[AtomicStructure], batch_size: int = 8) -> dict[str, np.ndarray]:
     """Predicted and reference energies per atom, forces and stresses, as float64 numpy arrays
-    (``energy``/``energy_ref`` (S,) eV/atom, ``forces``/``forces_ref`` (N, 3), ``stress``/``stress_ref`` (S, 3, 3))."""
+    (``energy``/``energy_ref`` (S,) eV/atom, ``num_atoms`` (S,), ``forces``/``forces_ref`` (N, 3) eV/A,
+    ``stress``/``stress_ref`` (S, 3, 3) eV/A^3)."""
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
     loader = make_loader(AtomicDataset(structures, model.cutoff), batch_size, dtype=dtype)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("energy", "energy_ref", "forces", "forces_ref", "stress", "stress_ref")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("energy", "energy_ref", "num_atoms", "forces", "forces_ref", "stress",
+                                                                "stress_ref")}
     model.eval()
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -32,6 +36,7 @@ def predict_dataset(model: EquivariantPotential, structures: Sequence[AtomicStru
         n = batch["num_atoms"].to(torch.float64)
         parts["energy"].append((out["energy"].detach().double() / n).cpu().numpy())
         parts["energy_ref"].append((batch["energy"].double() / n).cpu().numpy())
+        parts["num_atoms"].append(n.cpu().numpy())
         for key in ("forces", "stress"):
             parts[key].append(out[key].detach().double().cpu().numpy())
             parts[f"{key}_ref"].append(batch[key].double().cpu().numpy())
@@ -41,22 +46,23 @@ def predict_dataset(model: EquivariantPotential, structures: Sequence[AtomicStru
 def error_metrics(predictions: dict[str, np.ndarray]) -> dict[str, float]:
     """MAE/RMSE in meV units from :func:`predict_dataset`'s arrays (NaN references skipped)."""
     metrics: dict[str, float] = {}
-    for key, name in (("energy", "energy"), ("forces", "force"), ("stress", "stress")):
-        prediction, reference = predictions[key], predictions[f"{key}_ref"]
-        if key == "stress":  # structures without a cell have no stress
-            prediction = np.where(np.isfinite(reference), prediction, np.nan)
-        known = np.isfinite(reference)
+    atoms = predictions["num_atoms"]
+    columns = (("energy", "_per_atom", 1.0), ("energy", "", atoms), ("forces", "", 1.0), ("stress", "", 1.0))
+    for key, suffix, scale in columns:  # energy per structure = energy per atom x atoms
+        prediction, reference = predictions[key] * scale, predictions[f"{key}_ref"] * scale
+        known = np.isfinite(reference)  # structures without a cell have no stress
         error = 1000 * (prediction[known] - reference[known])
         if error.size:
-            metrics[f"{name}_mae"] = float(np.abs(error).mean())
-            metrics[f"{name}_rmse"] = float(np.sqrt((error ** 2).mean()))
+            name = "force" if key == "forces" else key
+            metrics[f"{name}_mae{suffix}"] = float(np.abs(error).mean())
+            metrics[f"{name}_rmse{suffix}"] = float(np.sqrt((error ** 2).mean()))
     metrics["structures"] = float(len(predictions["energy"]))
     metrics["atoms"] = float(len(predictions["forces"]))
     return metrics
 
 
 def parity_plot(predictions: dict[str, np.ndarray], path: str | os.PathLike, title: str = "") -> None:
-    """Energy-per-atom and force-component parity plots side by side, saved as PNG."""
+    """Energy-per-atom and force-component parity plots side by side, saved as PNG (folders created)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -79,6 +85,7 @@ def parity_plot(predictions: dict[str, np.ndarray], path: str | os.PathLike, tit
     if title:
         figure.suptitle(title)
     figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{os.fspath(path)}.tmp.png"
     figure.savefig(tmp, dpi=120)
     plt.close(figure)

@@ -2,8 +2,9 @@
 
 Loss = ``w_E * MSE(E / N)`` (eV/atom) ``+ w_F * MSE(F)`` (eV/Angstrom, per component)
 ``+ w_S * MSE(stress * V / N)`` (virial per atom, eV), each over the structures or atoms whose
-label is known (NaN marks an unknown label). Metrics are in meV: energy MAE per atom, force MAE and
-RMSE per component (meV/Angstrom), stress MAE (meV/Angstrom^3).
+label is known (NaN marks an unknown label). Metrics are in meV: ``energy_mae_per_atom`` (meV/atom)
+and ``energy_mae`` (meV per structure, the error of a molecule's total energy), ``force_mae`` and
+``force_rmse`` per component (meV/Angstrom), ``stress_mae`` (meV/Angstrom^3).
 """
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ def potential_loss(prediction: dict[str, torch.Tensor], batch: dict[str, torch.T
     if energy.numel():
         error = energy - target
         loss = loss + weights.energy * error.pow(2).mean()
-        metrics["energy_mae"] = 1000 * float(error.detach().abs().mean())
+        metrics["energy_mae_per_atom"] = 1000 * float(error.detach().abs().mean())
+        total, total_target = _masked(prediction["energy"].detach(), batch["energy"])
+        metrics["energy_mae"] = 1000 * float((total - total_target).abs().mean())
     if "forces" in prediction and weights.forces > 0:
         forces, target = _masked(prediction["forces"], batch["forces"])
         if forces.numel():

@@ -13,13 +13,32 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["AtomicStructure", "read_structures", "write_structures"]
+__all__ = ["AtomicStructure", "read_structures", "write_structures", "missing_labels"]
 
 
 def _voigt_to_matrix(stress: np.ndarray) -> np.ndarray:
     """ASE's Voigt order (xx, yy, zz, yz, xz, xy) to a symmetric 3x3 matrix."""
     xx, yy, zz, yz, xz, xy = stress
     return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]], dtype=np.float64)
+
+
+def _unless_all_nan(label: Any) -> Any:
+    """``label``, or None when every value of it is NaN."""
+    if label is None:
+        return None
+    try:
+        values = np.asarray(label, dtype=np.float64)
+    except (TypeError, ValueError):
+        return label  # let the constructor name the problem
+    return None if values.size and np.isnan(values).all() else label
+
+
+def missing_labels(structures: Sequence["AtomicStructure"]) -> list[str]:
+    """The labels (``"energies"``, ``"forces"``, ``"stresses"``) that no structure carries."""
+    present = {"energies": any(s.energy is not None for s in structures),
+               "forces": any(s.forces is not None for s in structures),
+               "stresses": any(s.stress is not None for s in structures)}
+    return [name for name, found in present.items() if not found]
 
 
 @dataclass
@@ -93,13 +112,15 @@ class AtomicStructure:
     @classmethod
     def from_atoms(cls, atoms: Any, labels: bool = True) -> "AtomicStructure":
         """Build from an ``ase.Atoms``; ``labels`` takes energy, forces and stress from its calculator
-        results (as stored by extended XYZ and other ASE formats) where present."""
+        results (as stored by extended XYZ and other ASE formats) where present. A label that is
+        entirely NaN (some writers mark an unknown value so) counts as absent."""
         energy = forces = stress = None
         results = getattr(atoms.calc, "results", {}) if (labels and atoms.calc is not None) else {}
         if labels:
             energy = results.get("energy", atoms.info.get("energy", atoms.info.get("REF_energy")))
             forces = results.get("forces", atoms.arrays.get("forces", atoms.arrays.get("REF_forces")))
             stress = results.get("stress", atoms.info.get("stress", atoms.info.get("REF_stress")))
+            energy, forces, stress = (_unless_all_nan(label) for label in (energy, forces, stress))
         cell = np.asarray(atoms.get_cell()[:], dtype=np.float64)
         return cls(atoms.get_positions(), atoms.get_atomic_numbers(), cell, atoms.get_pbc(), energy, forces, stress)
 

@@ -1,4 +1,5 @@
-"""The atomistic section: EMT copper, the equivariant potential, held-out errors and NVE dynamics.
+"""The atomistic section of ``equiscale demo``: EMT copper, the equivariant potential, held-out
+errors and NVE dynamics (declared in :mod:`equiscale.atomistic.app`).
 
 Generates training and held-out frames with ASE's EMT calculator (:func:`equiscale.atomistic.emt_frames`),
 trains an :class:`~equiscale.atomistic.EquivariantPotential` for a fixed time
@@ -82,12 +83,13 @@ def _data(ctx: DemoContext, settings: AtomisticSettings, folder: Path) -> tuple[
 
 
 def _train(ctx: DemoContext, settings: AtomisticSettings, data: Path, folder: Path) -> Path:
-    from equiscale.atomistic.training import TrainSettings, train_potential
+    from equiscale.atomistic.settings import TrainSettings
+    from equiscale.atomistic.training import train_potential
 
     run = folder / "run"
     shutil.rmtree(run, ignore_errors=True)  # a demo run again into the same folder starts afresh
     options = TrainSettings(
-        data=str(data), out=str(run), epochs=1_000_000, max_time=settings.train_seconds, patience=None,
+        data=str(data), out=str(run), max_time=settings.train_seconds, patience=None,
         batch_size=settings.batch_size, lr=settings.lr, lr_patience=3, seed=ctx.seed, progress=False, device="cpu",
         lmax=settings.lmax, channels=settings.channels, layers=settings.layers, cutoff=settings.cutoff,
         num_radial_basis=settings.num_radial_basis, radial_hidden=settings.radial_hidden,
@@ -134,7 +136,7 @@ def section_atomistic(ctx: DemoContext) -> SectionResult:
         "\n".join([
             "| held-out frames | energy MAE (meV/atom) | force MAE (meV/A) | force RMSE (meV/A) | stress MAE (meV/A^3) |",
             "|---|---|---|---|---|",
-            f"| {metrics['structures']:.0f} | {metrics['energy_mae']:.2f} | {metrics['force_mae']:.1f} | "
+            f"| {metrics['structures']:.0f} | {metrics['energy_mae_per_atom']:.2f} | {metrics['force_mae']:.1f} | "
             f"{metrics['force_rmse']:.1f} | {metrics.get('stress_mae', float('nan')):.2f} |"]),
         ctx.image(parity, "parity plot of energies and forces"),
         f"Molecular dynamics: {record.time_fs[-1] / 1000:g} ps of velocity-Verlet NVE ({steps} steps of "
@@ -147,7 +149,7 @@ def section_atomistic(ctx: DemoContext) -> SectionResult:
     ]
     summary = [
         SummaryRow("atomistic", f"{s.element} potential, held-out frames",
-                   f"energy MAE {metrics['energy_mae']:.2f} meV/atom, force MAE {metrics['force_mae']:.1f} meV/A"),
+                   f"energy MAE {metrics['energy_mae_per_atom']:.2f} meV/atom, force MAE {metrics['force_mae']:.1f} meV/A"),
         SummaryRow("atomistic", f"NVE MD, {record.time_fs[-1] / 1000:g} ps",
                    f"drift {drift['drift']:+.1e} meV/atom/ps, fluctuation {drift['fluctuation']:.1e} meV/atom"),
     ]
