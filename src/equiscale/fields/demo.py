@@ -8,52 +8,23 @@ symmetry section (random rotations of the cube, which map the grid onto itself, 
 """
 from __future__ import annotations
 
-import copy
-from typing import Callable
-
-import torch
-
 from equiscale.demo.context import DemoContext, SectionResult, SummaryRow
 
 __all__ = ["section_steerable"]
 
 
-def _field_check(model: torch.nn.Module, resolution: int, box_size: float) -> Callable[[torch.dtype, torch.Generator], float]:
-    """``measure(dtype, generator)``: the model's error under 4 random cube rotations of a random density."""
-    from equiscale.fields.electrostatics import random_charge_density
-    from equiscale.fields.rotation_error import cube_rotations
-    from equiscale.groups import SO3
-    from equiscale.testing import GridField
-
-    rotations = cube_rotations()
-    density, field = GridField(None, ndim=3), GridField(SO3().irrep(1), axis=1, ndim=3)  # (E_x, E_y, E_z) = D^1 E
-
-    def measure(dtype: torch.dtype, generator: torch.Generator) -> float:
-        net = copy.deepcopy(model).to(dtype).eval()
-        rho = random_charge_density(1, resolution, generator, box_size=box_size).to(dtype)  # (1, R, R, R)
-        with torch.no_grad():
-            out = net(rho)
-            worst = 0.0
-            for index in torch.randint(len(rotations), (4,), generator=generator).tolist():
-                g = rotations[index]
-                moved = net(density.apply(SO3(), g, rho.double(), None).to(dtype))
-                expected = field.apply(SO3(), g, out.double(), None)
-                worst = max(worst, float((moved.double() - expected).abs().max() / out.abs().max()))
-        return worst
-
-    return measure
-
-
 def section_steerable(ctx: DemoContext) -> SectionResult:
     """Train and compare the field models in ``out/steerable``; the markdown links its figures."""
     from equiscale.check import EquivarianceCheck
+    from equiscale.fields.checks import copies_in_dtype, cube_rotation_check
     from equiscale.fields.efield import EFIELD_MODELS, run_efield_demo
 
     folder = ctx.folder("steerable")
     ctx.log("training an SO(3)-steerable CNN and plain 3D CNNs: charge density -> electric field")
     result = run_efield_demo(folder, quick=ctx.quick, seed=ctx.seed, progress=ctx.progress)
     ctx.add_checks([EquivarianceCheck(f"field {EFIELD_MODELS[name]}", "cube rotations",
-                                      _field_check(model, result["resolution"], result["box_size"]))
+                                      cube_rotation_check(copies_in_dtype(model), result["resolution"],
+                                                          result["box_size"]))
                     for name, model in result["models"].items()])
     prefix = ctx.relative(folder)
     markdown = result["markdown"]

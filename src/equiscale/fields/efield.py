@@ -30,9 +30,10 @@ import torch
 from torch import Tensor
 
 from equiscale.fields.models import calibrate, count_parameters
-from equiscale.fields.plots import _plot_angles, _plot_efield_slice
-from equiscale.fields.rotation_error import _axis_angle, _spectral_gradient, cube_rotations, rotation_error_3d
+from equiscale.fields.plots import plot_angles, plot_efield_slice
+from equiscale.fields.rotation_error import rotation_about, spectral_gradient, cube_rotations, rotation_error_3d
 from equiscale.fields.runs import check_runs, fit, markdown_table, seeded, write_json
+from equiscale.train import CheckpointHeader
 
 __all__ = ["EfieldSettings", "EFIELD_QUICK", "EFIELD_DEMO", "EFIELD_FULL", "EFIELD_MODELS", "run_efield_demo"]
 
@@ -53,6 +54,7 @@ class EfieldSettings:
     lr: float = 3e-3
     random_rotations: int = 8
     clock: str = "process"
+    ema_decay: float | None = None  # a moving average of the weights (None: none)
     seed: int = 0
     quick: bool = False
 
@@ -97,7 +99,8 @@ def _cube_error(model: torch.nn.Module, rho: Tensor) -> float:
 
 def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, progress: bool = True,
                     samples: int | None = None, resolution: int | None = None, max_time: float | None = None,
-                    resume: bool = False, settings: EfieldSettings | None = None) -> dict[str, Any]:
+                    resume: bool = False, settings: EfieldSettings | None = None,
+                    header_settings: dict[str, Any] | None = None, epoch_lines: bool | None = None) -> dict[str, Any]:
     """Train and compare the SO(3)-steerable CNN and plain CNNs on ``rho -> E`` (periodic 3D electrostatics).
 
     Quick: tiny sizes (< 30 s in all); otherwise :data:`EFIELD_DEMO` (under 90 s of training) unless
@@ -106,6 +109,11 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
     returns ``{"markdown", "figures", "rows", "models", "resolution", "box_size"}`` with ``rows`` =
     ``dict(model, error, equivariance (cube rotations), equivariance_random, ...)`` and ``models`` the
     trained modules by name.
+
+    Each checkpoint's header (kind ``"efield"``) holds ``header_settings`` (the command's settings;
+    default: the demo settings used) and, as statistics, the data scales, the resolution and the
+    box size. ``progress`` shows progress bars, ``epoch_lines`` (default: as ``progress``) one line
+    per epoch.
     """
     from equiscale.fields.electrostatics import electric_field, random_charge_density
     from equiscale.groups import SO3
@@ -135,13 +143,16 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
     record = {"settings": asdict(settings), "models": {k: v[0] for k, v in models.items()}}
     check_runs(out, list(models), record, resume)
 
+    statistics = {**scales, "resolution": settings.resolution, "box_size": settings.box_size}
+    checkpoint_header = CheckpointHeader("efield", header_settings or asdict(settings), statistics, "float32")
     trained, summaries = {}, {}
     for name, (model_settings, cls) in models.items():
         model = seeded(seed, cls, model_settings)
         calibrate(model, rho[train][:8])
         summaries[name] = fit(EFIELD_MODELS[name], model, (rho[train], field[train]), (rho[val], field[val]),
-                               scales["field_scale"], out / name, settings,
-                               {"kind": "efield", "model": name, "settings": model_settings}, resume, progress)
+                              scales["field_scale"], out / name, settings,
+                              {"kind": "efield", "model": name, "settings": model_settings}, resume, progress,
+                              checkpoint_header, epoch_lines)
         summaries[name]["parameters"] = count_parameters(model)
         trained[name] = model
 
@@ -149,7 +160,7 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
     sample = torch.Generator().manual_seed(seed + 1)
     random_rotations = list(SO3().sample(settings.random_rotations, generator=sample))
     angles = [0.0, 45.0, 90.0] if settings.quick else [7.5 * i for i in range(13)]
-    about_z = [_axis_angle(torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), math.radians(a)) for a in angles]
+    about_z = [rotation_about(torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), math.radians(a)) for a in angles]
     rows, predictions, angle_curves = [], {}, {}
     for name, model in trained.items():
         with torch.no_grad():
@@ -176,14 +187,14 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
         return electric_field(r[0], settings.box_size)
 
     floors = {}
-    for label, reference in ((floor_label, _spectral_gradient), (exact_label, exact)):
+    for label, reference in ((floor_label, spectral_gradient), (exact_label, exact)):
         floors[label] = rotation_error_3d(reference, settings.resolution, settings.box_size, random_rotations,
                                           amplitude)
         angle_curves[label] = rotation_error_3d(reference, settings.resolution, settings.box_size, about_z, amplitude)
 
     figures = [out / "efield_slice.png", out / "efield_equivariance_angles.png"]
-    _plot_efield_slice(rho[test][0].numpy(), field[test][0].numpy(), predictions, figures[0])
-    _plot_angles(angles, angle_curves, figures[1], "electric field: equivariance error vs angle about z (analytic blobs)",
+    plot_efield_slice(rho[test][0].numpy(), field[test][0].numpy(), predictions, figures[0])
+    plot_angles(angles, angle_curves, figures[1], "electric field: equivariance error vs angle about z (analytic blobs)",
                  references=(floor_label, exact_label))
     header = ["model", "parameters", "train steps (epochs)", f"train time ({settings.clock} s)", "test rel. L2 of E",
               "equiv. 24 cube rotations", f"equiv. {settings.random_rotations} random rotations, max (mean)"]

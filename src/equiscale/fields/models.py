@@ -303,25 +303,25 @@ def match_width(build: Any, parameters: int, start: int = 1, stop: int = 512) ->
     return best
 
 
-def velocity_model(model: str, **settings: Any) -> nn.Module:
+def velocity_model(model: str, dtype: torch.dtype | None = None, **settings: Any) -> nn.Module:
     """``"steerable"`` -> :class:`SteerableVelocityNet`, ``"cnn"`` -> :class:`VelocityCNN`,
-    ``"gcnn"`` -> :class:`~equiscale.continuum.models.FluidGCNN` (on vorticity) from saved settings."""
+    ``"gcnn"`` -> :class:`~equiscale.continuum.models.FluidGCNN` (on vorticity) from saved settings, in ``dtype``."""
     if model == "steerable":
-        return SteerableVelocityNet(**settings)
+        return SteerableVelocityNet(**settings, dtype=dtype)
     if model == "cnn":
-        return VelocityCNN(**settings)
+        return VelocityCNN(**settings, dtype=dtype)
     if model == "gcnn":
         from equiscale.continuum.models import FluidGCNN
 
-        return FluidGCNN(**settings)
+        return FluidGCNN(**settings).to(dtype or torch.get_default_dtype())
     raise ValueError(f"unknown velocity model {model!r}: use steerable, cnn or gcnn")
 
 
-def efield_model(model: str, **settings: Any) -> nn.Module:
+def efield_model(model: str, dtype: torch.dtype | None = None, **settings: Any) -> nn.Module:
     """``"steerable"`` -> :class:`SteerableEfieldNet`, ``"cnn"`` or ``"cnn-wide"`` -> :class:`EfieldCNN` from saved
-    settings."""
+    settings, in ``dtype``."""
     if model == "steerable":
-        return SteerableEfieldNet(**settings)
+        return SteerableEfieldNet(**settings, dtype=dtype)
     if model in ("cnn", "cnn-wide"):
-        return EfieldCNN(**settings)
+        return EfieldCNN(**settings, dtype=dtype)
     raise ValueError(f"unknown efield model {model!r}: use steerable, cnn or cnn-wide")

@@ -1,20 +1,21 @@
-"""Figures of the steerable demonstrations (matplotlib, imported when a figure is drawn)."""
+"""Figures of the field demonstrations (matplotlib through :func:`equiscale.continuum.plots.pyplot`, imported
+when a figure is drawn; written atomically by :func:`~equiscale.continuum.plots.save_png`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-__all__: list[str] = []
+__all__ = ["plot_velocity_rollout", "plot_angles", "plot_efield_slice"]
 
 
-def _plot_velocity_rollout(truth: np.ndarray, predictions: dict[str, np.ndarray], steps: list[int], path: Path,
+def plot_velocity_rollout(truth: np.ndarray, predictions: dict[str, np.ndarray], steps: list[int], path: Path,
                            streamlines: bool) -> None:
     """Rows: truth, then prediction and error of each model; columns: rollout steps. Arrays ``[T + 1, 2, R, R]``;
     speed as colour, streamlines on top (x along columns, y upwards)."""
-    from equiscale.continuum.plots import _pyplot
+    from equiscale.continuum.plots import pyplot, save_png
 
-    plt = _pyplot()
+    plt = pyplot()
     rows = [("truth", truth, False)]
     for label, predicted in predictions.items():
         rows += [(f"{label}\nprediction", predicted, False), (f"{label}\nerror", predicted - truth, True)]
@@ -40,16 +41,15 @@ def _plot_velocity_rollout(truth: np.ndarray, predictions: dict[str, np.ndarray]
                 axis.set_ylabel(label, fontsize=7)
         fig.colorbar(image, ax=axes[i, :].tolist(), shrink=0.9, label="|error|" if is_error else "speed")
     fig.suptitle("velocity rollout from a held-out frame: speed and streamlines")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_png(fig, path, dpi=90)
 
 
-def _plot_angles(angles: list[float], curves: dict[str, list[float]], path: Path, title: str,
+def plot_angles(angles: list[float], curves: dict[str, list[float]], path: Path, title: str,
                  references: tuple[str, ...] = ()) -> None:
     """Equivariance error against rotation angle (degrees), one line per model; ``references`` grey."""
-    from equiscale.continuum.plots import _pyplot
+    from equiscale.continuum.plots import pyplot, save_png
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axis = plt.subplots(figsize=(6.5, 4.2))
     dashes = iter(["--", ":", "-."])
     models = sorted(label for label in curves if label not in references)  # colours as in plot_error_curves
@@ -66,15 +66,14 @@ def _plot_angles(angles: list[float], curves: dict[str, list[float]], path: Path
     axis.legend(fontsize=7)
     axis.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_png(fig, path, dpi=100)
 
 
-def _plot_efield_slice(rho: np.ndarray, truth: np.ndarray, predictions: dict[str, np.ndarray], path: Path) -> None:
+def plot_efield_slice(rho: np.ndarray, truth: np.ndarray, predictions: dict[str, np.ndarray], path: Path) -> None:
     """The middle z-slice: the density, |E| with in-plane arrows (truth, each model) and each model's |error|."""
-    from equiscale.continuum.plots import _pyplot
+    from equiscale.continuum.plots import pyplot, save_png
 
-    plt = _pyplot()
+    plt = pyplot()
     z = rho.shape[0] // 2
     columns = 2 + len(predictions)
     fig, axes = plt.subplots(2, columns, figsize=(2.3 * columns + 1.0, 5.0), squeeze=False, layout="constrained")
@@ -106,8 +105,7 @@ def _plot_efield_slice(rho: np.ndarray, truth: np.ndarray, predictions: dict[str
     if predictions:
         fig.colorbar(image, ax=axes[1, :].tolist(), shrink=0.9, label="|E error|")
     fig.suptitle(f"held-out sample, slice z = {z}: field magnitude, in-plane (E_x, E_y) arrows")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_png(fig, path, dpi=90)
 
 
 # --- velocity ---------------------------------------------------------------------------------------

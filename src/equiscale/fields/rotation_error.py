@@ -16,7 +16,7 @@ from torch import Tensor
 from equiscale.fields.velocity_field import derivative_wavenumbers
 
 __all__ = ["fourier_interpolate", "analytic_flow", "angle_equivariance_2d", "cube_rotations", "analytic_charges",
-           "rotation_error_3d"]
+           "rotation_error_3d", "rotation_about", "spectral_gradient"]
 
 
 def fourier_interpolate(field: Tensor, points: Tensor) -> Tensor:
@@ -121,7 +121,8 @@ def cube_rotations() -> list[Tensor]:
     return out
 
 
-def _axis_angle(axis: Tensor, angle: float) -> Tensor:
+def rotation_about(axis: Tensor, angle: float) -> Tensor:
+    """The float64 rotation matrix ``(3, 3)`` by ``angle`` (radians) about ``axis`` (Rodrigues' formula)."""
     axis = axis / axis.norm()
     k = torch.tensor([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]], dtype=torch.float64)
     return torch.eye(3, dtype=torch.float64) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
@@ -155,7 +156,7 @@ def rotation_error_3d(field_map: Callable[[Tensor], Tensor], resolution: int, bo
             for r in rotations]
 
 
-def _spectral_gradient(rho: Tensor) -> Tensor:
+def spectral_gradient(rho: Tensor) -> Tensor:
     """``-grad(rho)`` ``(3, R, R, R)`` of ``(1, R, R, R)``: a local map, exactly SO(3)-equivariant in the continuum."""
     n = rho.shape[-1]
     k = [derivative_wavenumbers(n, n, torch.float64)] * 2 + [derivative_wavenumbers(n, n, torch.float64, half=True)]

@@ -2,7 +2,8 @@
 
 Every model is trained with :class:`equiscale.train.Trainer` (``last.pt``/``best.pt``/``history.json``
 in its own folder, ``resume``): Adam with the learning rate halved after 3 epochs without
-improvement, gradients clipped at 1, the loss the MSE in units of a data scale. ``config.json``
+improvement, gradients clipped at 1, the loss the MSE in units of a data scale, an optional moving
+average of the weights (``ema_decay``); every checkpoint carries a header of the demonstration's kind. ``config.json``
 in the output folder records the settings and data of the runs so that ``--resume`` refuses to mix
 runs made with other settings.
 """
@@ -18,7 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from equiscale.fields.models import count_parameters
-from equiscale.train import Trainer, TrainerConfig, load_checkpoint, write_line
+from equiscale.train import CheckpointHeader, Trainer, TrainerConfig, inference_weights, load_checkpoint, write_line
 
 __all__ = ["pair_step", "check_runs", "fit", "seeded", "markdown_table", "write_json"]
 
@@ -60,26 +61,36 @@ def check_runs(out: Path, names: list[str], record: dict[str, Any], resume: bool
 
 
 def fit(name: str, model: torch.nn.Module, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor], scale: float,
-        folder: Path, settings: Any, extra: dict[str, Any], resume: bool, progress: bool) -> dict[str, Any]:
+        folder: Path, settings: Any, extra: dict[str, Any], resume: bool, progress: bool,
+        header: CheckpointHeader, epoch_lines: bool | None = None) -> dict[str, Any]:
     """Train ``model`` on ``(inputs, targets)`` pairs into ``folder``; load its best weights; return the summary.
 
-    ``settings`` gives ``batch_size``, ``lr``, ``epochs``, ``max_time``, ``clock`` and ``seed``;
-    ``extra`` is stored in every checkpoint (the model's name and constructor settings).
+    Args:
+        settings: gives ``batch_size``, ``lr``, ``epochs``, ``max_time``, ``clock``, ``seed`` and
+            ``ema_decay`` (a moving average of the weights, validated and kept in ``best.pt``; None: none).
+        extra: stored in every checkpoint (the model's name and constructor settings).
+        progress: progress bars; ``epoch_lines`` (default: as ``progress``) the line per epoch.
+        header: written into every checkpoint; ``best.pt`` is read back as that kind.
+
+    The model ends in eval mode with the weights to predict with: the best epoch's, its moving
+    average when the run kept one.
     """
+    epoch_lines = progress if epoch_lines is None else epoch_lines
     train_loader = DataLoader(TensorDataset(*train), batch_size=settings.batch_size, shuffle=True)
     val_loader = DataLoader(TensorDataset(*val), batch_size=32)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
     config = TrainerConfig(max_epochs=settings.epochs, max_time=settings.max_time, seed=settings.seed,
-                           progress=progress, grad_clip=1.0, clock=settings.clock)
-    if progress:
+                           progress_bars=progress, log_epochs=epoch_lines, grad_clip=1.0, clock=settings.clock,
+                           ema_decay=settings.ema_decay)
+    if epoch_lines:
         write_line(f"training {name}: {count_parameters(model)} parameters, {settings.max_time:g} s "
                    f"({settings.clock} clock)")
     trainer = Trainer(model, optimizer, pair_step(scale), train_loader, folder, config, val_data=val_loader,
-                      scheduler=scheduler, extra={**extra, "name": name})
+                      scheduler=scheduler, extra={**extra, "name": name}, header=header)
     summary = trainer.fit(resume=resume and (folder / "last.pt").exists())
     if (folder / "best.pt").exists():
-        model.load_state_dict(load_checkpoint(folder / "best.pt")["model"])
+        model.load_state_dict(inference_weights(load_checkpoint(folder / "best.pt", kind=header.kind)))
     model.eval()
     return summary
 

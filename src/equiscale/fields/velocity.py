@@ -32,10 +32,11 @@ import torch
 from torch import Tensor
 
 from equiscale.fields.models import calibrate, count_parameters
-from equiscale.fields.plots import _plot_angles, _plot_velocity_rollout
+from equiscale.fields.plots import plot_angles, plot_velocity_rollout
 from equiscale.fields.rotation_error import angle_equivariance_2d
 from equiscale.fields.runs import check_runs, fit, markdown_table, seeded, write_json
 from equiscale.fields.velocity_field import rotate_vector_field, velocity_from_vorticity
+from equiscale.train import CheckpointHeader
 
 __all__ = ["VelocitySettings", "VELOCITY_QUICK", "VELOCITY_DEMO", "VELOCITY_FULL", "VELOCITY_MODELS",
            "run_velocity_demo"]
@@ -55,6 +56,7 @@ class VelocitySettings:
     lr: float = 2e-3
     rollout: int = 10
     clock: str = "process"
+    ema_decay: float | None = None  # a moving average of the weights (None: none)
     seed: int = 0
     quick: bool = False
 
@@ -188,7 +190,8 @@ def _small_fluid(path: Path, quick: bool, seed: int, progress: bool) -> Path:
 
 def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, progress: bool = True,
                       data: str | os.PathLike | None = None, max_time: float | None = None, resume: bool = False,
-                      settings: VelocitySettings | None = None) -> dict[str, Any]:
+                      settings: VelocitySettings | None = None, header_settings: dict[str, Any] | None = None,
+                      epoch_lines: bool | None = None) -> dict[str, Any]:
     """Train and compare the velocity models on a fluid ``.npz`` (``data``; simulated into ``out_dir`` if None).
 
     Quick: tiny sizes (a few seconds); otherwise :data:`VELOCITY_DEMO` (under 90 s of training; the
@@ -198,6 +201,11 @@ def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0,
     ``velocity_equivariance_angles.png`` to ``out_dir``, one run folder per model. Returns
     ``{"markdown", "figures", "rows"}`` with ``rows`` = ``dict(model, error (rollout), equivariance (90 degrees,
     one step), ...)``.
+
+    Each checkpoint's header (kind ``"velocity"``) holds ``header_settings`` (the command's settings;
+    default: the demo settings used) and, as statistics, the data scales, the resolution and the
+    domain size. ``progress`` shows progress bars, ``epoch_lines`` (default: as ``progress``) one line
+    per epoch.
     """
     from equiscale.continuum import plots
     from equiscale.continuum.data import load_fluid
@@ -226,6 +234,8 @@ def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0,
               "train_trajectories": train_ids, "validation_trajectories": val_ids, "test_trajectories": test_ids}
     check_runs(out, list(models), record, resume)
 
+    statistics = {**scales, "resolution": fluid.resolution, "domain_size": fluid.domain_size}
+    checkpoint_header = CheckpointHeader("velocity", header_settings or asdict(settings), statistics, "float32")
     labels = _velocity_labels(settings.group)
     views, summaries = {}, {}
     for name, (model_settings, cls) in models.items():
@@ -235,7 +245,7 @@ def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0,
         scale = model_settings["delta_scale"]
         extra = {"kind": "velocity", "model": name, "settings": model_settings}
         summaries[name] = fit(labels[name], model, _pairs(source, train_ids), _pairs(source, val_ids), scale,
-                               out / name, settings, extra, resume, progress)
+                              out / name, settings, extra, resume, progress, checkpoint_header, epoch_lines)
         summaries[name]["parameters"] = count_parameters(model)
         views[name] = _View(name, model, fluid.domain_size)
 
@@ -275,11 +285,11 @@ def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0,
 
     figures = [out / "velocity_rollout.png", out / "velocity_rollout_error.png", out / "velocity_equivariance_angles.png"]
     marks = sorted({1, max(1, steps // 2), steps})
-    _plot_velocity_rollout(truth[0].numpy(), examples, marks, figures[0], streamlines=not settings.quick)
+    plot_velocity_rollout(truth[0].numpy(), examples, marks, figures[0], streamlines=not settings.quick)
     plots.plot_error_curves({**curves, "persistence (no change)": persistence}, figures[1],
                             title="velocity rollout error on held-out trajectories",
                             styles={label: (label, "") for label in curves})
-    _plot_angles(angles, angle_curves, figures[2], "velocity increment: equivariance error vs angle (analytic vortices)",
+    plot_angles(angles, angle_curves, figures[2], "velocity increment: equivariance error vs angle (analytic vortices)",
                  references=references)
 
     header = ["model", "parameters", "train steps (epochs)", f"train time ({settings.clock} s)", "one-step rel. L2",
