@@ -3,9 +3,9 @@
 Every model is trained with :class:`equiscale.train.Trainer` (``last.pt``/``best.pt``/``history.json``
 in its own folder, ``resume``): Adam with the learning rate halved after 3 epochs without
 improvement, gradients clipped at 1, the loss the MSE in units of a data scale, an optional moving
-average of the weights (``ema_decay``); every checkpoint carries a header of the demonstration's kind. ``config.json``
-in the output folder records the settings and data of the runs so that ``--resume`` refuses to mix
-runs made with other settings.
+average of the weights (``ema_decay``); every checkpoint carries a header of the demonstration's
+kind. ``config.json`` in the output folder records the settings and data of the runs so that
+``--resume`` refuses to mix runs made with other settings.
 """
 from __future__ import annotations
 
