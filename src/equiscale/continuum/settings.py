@@ -76,12 +76,13 @@ class EvaluateFluid(Settings):
     """``equiscale evaluate fluid``: errors, equivariance and figures of trained fluid runs."""
 
     runs: list[str] = setting(None, help="run directories written by `equiscale train fluid`", positional=True,
-                              required=True)
+                              metavar="RUN", required=True)
     data: str = setting(None, help="fluid .npz to evaluate on (held-out trajectories)", required=True,
                         metavar="FILE.npz")
     out: str | None = setting(None, help="directory for report and figures", metavar="DIR",
                               default_text="the first run")
     rollout: int = setting(25, help="rollout length in steps", check=positive)
-    figures: bool = setting(True, help="write the PNG figures (--no-figures: skip them, no matplotlib needed)")
+    figures: bool = setting(True, help="PNG figures of the rollouts and errors (--no-figures: none, and no "
+                           "matplotlib needed)")
     quiet: bool = setting(False, help="no progress bar")
     threads: int | None = setting(None, help=THREADS_HELP, check=positive, default_text="torch's choice")
