@@ -25,9 +25,6 @@ def pyplot() -> Any:
     return plt
 
 
-_pyplot = pyplot  # the name the figure modules of other packages imported first
-
-
 def save_png(figure: Any, path: str | os.PathLike, dpi: int = 100) -> None:
     """Write ``figure`` to ``path`` as PNG atomically (a temporary file, then ``os.replace``) and close it."""
     plt = pyplot()
