@@ -10,8 +10,8 @@ from equiscale.check import CheckOptions, checkpoint_checks, measure_checks
 from equiscale.continuum.data import generate_fluid
 from equiscale.fields.app import APPLICATION
 from equiscale.fields.settings import TrainEfield, TrainVelocity
-from equiscale.train import load_checkpoint
 from equiscale.settings import TrainingSettings
+from equiscale.train import load_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 needs_resume_hook = pytest.mark.skipif(not hasattr(TrainingSettings, "saved_settings"),
