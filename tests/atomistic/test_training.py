@@ -104,8 +104,8 @@ def test_settings_from_yaml_with_overrides(tmp_path):
         load_settings(None, data="x.xyz", dtype="float16")
     with pytest.raises(ValueError, match="loss weights"):
         load_settings(None, data="x.xyz", energy_weight=0.0, force_weight=0.0, stress_weight=0.0)
-    with pytest.raises(ValueError, match="no data"):
-        TrainSettings(out="o")
+    with pytest.raises(ValueError, match="no training data"):
+        train_potential(TrainSettings(out="o"))
 
 
 def test_a_time_budget_without_epochs_trains_until_the_budget(tmp_path, emt_file, monkeypatch):

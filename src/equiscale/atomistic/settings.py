@@ -56,15 +56,16 @@ class DataEMT(Settings):
 class TrainSettings(TrainingSettings):
     """``equiscale train potential``: everything one training run of a potential needs.
 
-    Stored in the run's checkpoints (``--resume`` continues with them). ``epochs`` left unset means
-    100, or "until ``max_time``" when a time budget is given. ``progress=False`` (Python) prints
-    nothing during training; ``quiet`` drops only the progress bars.
+    Stored in the run's checkpoints (``--resume`` continues with them). ``data`` may stay unset
+    while settings are assembled (a config file without it); training needs it. ``epochs`` left
+    unset means 100, or "until ``max_time``" when a time budget is given. ``progress=False``
+    (Python) prints nothing during training; ``quiet`` drops only the progress bars.
     """
 
     default_epochs: ClassVar[int] = 100
 
-    data: str = setting(None, help="training structures with energies and/or forces (any file ASE reads)",
-                        required=True, metavar="FILE")
+    data: str | None = setting(None, help="training structures with energies and/or forces (any file ASE reads); "
+                               "required here or in --config", metavar="FILE", default_text="none")
     out: str = setting("runs/potential", help="run directory: last.pt, best.pt, history.json", metavar="DIR")
     valid: str | None = setting(None, help="validation structures (any file ASE reads)", metavar="FILE",
                                 default_text="a random --valid-fraction of --data")

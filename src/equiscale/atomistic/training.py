@@ -128,6 +128,8 @@ def train_potential(settings: TrainSettings, resume: bool | None = None) -> dict
     from equiscale.train.distributed import cleanup, wrap_ddp
 
     resume = settings.resume if resume is None else resume
+    if not settings.data:
+        raise ValueError("no training data: pass --data FILE (or set 'data:' in the --config file)")
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     rank, world, device = setup_distributed(settings.device)
