@@ -42,13 +42,28 @@ def train_potential(settings: TrainSettings) -> int:
     return 0
 
 
+def _potential_file(path: str) -> str:
+    """The checkpoint of ``path`` (a run directory gives its best.pt); ValueError naming the command
+    that evaluates a checkpoint of another kind."""
+    from equiscale.applications import discover
+    from equiscale.check import checkpoint_file, checkpoint_kind
+
+    file = checkpoint_file(path)
+    kind = checkpoint_kind(file)
+    if kind != "potential":
+        evaluates = any(c.verb == "evaluate" and c.task == kind for a in discover() for c in a.commands)
+        hint = f": use `equiscale evaluate {kind}`" if evaluates else ""
+        raise ValueError(f"{file} holds a {kind!r} checkpoint, not a 'potential' one{hint}")
+    return str(file)
+
+
 def evaluate_potential(settings: EvaluatePotential) -> int:
     """``equiscale evaluate potential``: print the errors, write the parity plot (and the JSON)."""
     from equiscale.atomistic.evaluate import evaluate_potential as evaluate
 
-    plot = settings.plot_path()
-    metrics = evaluate(settings.checkpoint, settings.data, plot=plot, batch_size=settings.batch_size,
-                       dtype=settings.dtype)
+    checkpoint = _potential_file(settings.checkpoint)
+    plot = settings.replace(checkpoint=checkpoint).plot_path()
+    metrics = evaluate(checkpoint, settings.data, plot=plot, batch_size=settings.batch_size, dtype=settings.dtype)
     for key, value in metrics.items():
         print(f"{key:20s} {value:12.4f} {UNITS.get(key, '')}".rstrip())
     if settings.json:

@@ -117,7 +117,8 @@ class TrainSettings(TrainingSettings):
 class EvaluatePotential(Settings):
     """``equiscale evaluate potential``: errors of a trained potential on labelled structures, and a parity plot."""
 
-    checkpoint: str = setting(None, help="best.pt or last.pt written by `equiscale train potential`",
+    checkpoint: str = setting(None, help="best.pt or last.pt written by `equiscale train potential` (a run "
+                              "directory: its best.pt)",
                               positional=True, required=True, metavar="CHECKPOINT")
     data: str = setting(None, help="labelled structures (any file ASE reads)", required=True, metavar="FILE")
     batch_size: int = setting(8, help="structures per batch", check=positive)
