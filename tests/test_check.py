@@ -1,4 +1,4 @@
-"""`equiscale check`: kinds recognised from checkpoint content, errors measured, broken models caught."""
+"""`equiscale check`: kinds read from checkpoint headers, errors measured, broken models caught."""
 from __future__ import annotations
 
 import pytest
@@ -108,11 +108,17 @@ def test_unusable_checkpoints_are_refused_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no best.pt or last.pt"):
         checkpoint_kind(tmp_path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot be read"):
+    with pytest.raises(ValueError, match="junk.pt cannot be read: it is not an equiscale checkpoint .it looks like a text file"):
         checkpoint_kind(tmp_path / "junk.pt")
-    torch.save({"model": {}, "extra": {"settings": {"model": "transformer"}}}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="neither a fluid surrogate nor an interatomic potential"):
-        checkpoint_kind(tmp_path / "other.pt")
+    torch.save({"model": {}, "extra": {"settings": {"model": "transformer"}}}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="old.pt is not an equiscale checkpoint: it has no header"):
+        checkpoint_kind(tmp_path / "old.pt")
+    from equiscale.train import CheckpointHeader
+
+    torch.save({"model": {}, "header": CheckpointHeader("transformer").as_dict()}, tmp_path / "other.pt")
+    assert checkpoint_kind(tmp_path / "other.pt") == "transformer"
+    with pytest.raises(ValueError, match="no installed application knows checkpoints of kind 'transformer'"):
+        checkpoint_checks(tmp_path / "other.pt")
 
 
 def test_command_prints_tables_and_honours_the_tolerance(fluid_runs, potential, capsys):

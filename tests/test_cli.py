@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,8 @@ def test_entry_point_is_installed():
 @pytest.mark.parametrize("argv, message", [
     (["no-such-command"], "invalid choice"),
     (["train", "fluid", "--epochs", "0"], "must be a positive integer"),
-    (["demo", "--threads", "zero"], "invalid _positive_int value"),
+    (["demo", "--threads", "zero"], "argument --threads: must be an integer, got 'zero'"),
+    (["demo", "--threads", "0"], "argument --threads: must be a positive integer, got 0"),
     (["check"], "the following arguments are required: CHECKPOINT"),
 ])
 def test_usage_errors_are_one_line(argv, message, capsys):
@@ -89,7 +91,7 @@ def test_missing_files_are_one_line(tmp_path, capsys):
     ("model: [gcnn\n", "is not valid YAML"),
     ("- just\n- a list\n", "must hold a mapping"),
     ("widht: 3\n", "unknown setting(s) widht"),
-    ("epochs: many\n", "setting 'epochs' must be int"),
+    ("epochs: many\n", "setting 'epochs' must be an integer"),
 ])
 def test_bad_config_files_are_one_line(tmp_path, capsys, command, text, message):
     config = tmp_path / "bad.yaml"
@@ -105,19 +107,11 @@ def test_debug_shows_the_traceback_before_or_after_the_command(tmp_path):
 
 
 def _with_run(monkeypatch, error: BaseException):
-    def run(args):
+    """Make every command's run function raise ``error``."""
+    def run(settings):
         raise error
 
-    original = cli.build_parser
-
-    def build():
-        parser = original()
-        for leaf in cli._leaf_parsers(parser):
-            if leaf.prog == "equiscale check":
-                leaf.set_defaults(run=run)
-        return parser
-
-    monkeypatch.setattr(cli, "build_parser", build)
+    monkeypatch.setattr(cli, "load_function", lambda reference: run)
 
 
 def test_missing_optional_package_names_the_extra(monkeypatch, capsys):
@@ -144,32 +138,32 @@ def test_error_descriptions_are_one_line():
 
 
 # --- YAML configuration and defaults ---------------------------------------------------------------
-def test_help_defaults_agree_with_the_settings_classes():
-    from equiscale.atomistic import commands as atomistic
-    from equiscale.atomistic.training import TrainSettings
-    from equiscale.continuum import commands as continuum
-    from equiscale.continuum.training import FluidTrainConfig
+def test_help_states_each_settings_default():
+    from equiscale.applications import discover
+    from equiscale.settings import describe_default
 
-    assert continuum.TRAIN_DEFAULTS == {f.name: f.default for f in dataclasses.fields(FluidTrainConfig)}
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
-    assert all(defaults[k] == v for k, v in atomistic.TRAIN_DEFAULTS.items())
+    for application in discover():
+        for command in application.commands:
+            parser = dict(_leaves())[f"equiscale {command.verb} {command.task}"]
+            helps = {action.dest: " ".join(action.help.split()) for action in parser._actions}
+            for field in dataclasses.fields(command.settings):
+                if field.metadata.get("required") or field.metadata.get("positional"):
+                    continue
+                expected = describe_default(field).format(cls=command.settings)
+                assert f"(default {' '.join(expected.split())}" in helps[field.name], (command.task, field.name)
 
 
 def test_shipped_configs_are_valid():
-    from equiscale.atomistic.training import TrainSettings
-    from equiscale.configfile import check_setting_types, read_yaml_mapping
-    from equiscale.continuum.training import FluidTrainConfig
+    from equiscale.applications import discover
+    from equiscale.settings import resolve
 
+    commands = {(c.verb, c.task): c for a in discover() for c in a.commands}
     files = sorted((ROOT / "configs").glob("*.yaml"))
     assert len(files) >= 3
     for path in files:
-        values = read_yaml_mapping(path)
-        if path.name.startswith("fluid"):
-            check_setting_types(FluidTrainConfig, values, str(path), {"data": "str", "out": "str"})
-            FluidTrainConfig(**values)
-        else:
-            check_setting_types(TrainSettings, values, str(path))
-            TrainSettings(**values)
+        verb, task = re.search(r"equiscale (\w+) (\w+) --config", path.read_text()).groups()
+        settings = resolve(commands[verb, task].settings, config=path, saved={"data": "x", "out": "y"})
+        assert settings.out
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +198,9 @@ def test_wrong_checkpoint_kind_is_named(tmp_path, fluid_file, capsys):
     assert cli.main(["train", "fluid", "--data", str(fluid_file), "--out", str(run), "--width", "1", "--blocks", "1",
                      "--kernel-size", "3", "--epochs", "1", "--validation-trajectories", "1", "--quiet"]) == 0
     err = _one_line_error(capsys, ["evaluate", "potential", run / "best.pt", "--data", tmp_path / "x.xyz"])
-    assert "holds a fluid checkpoint, not a potential: use `equiscale evaluate fluid`" in err
-    torch.save({"model": {}, "extra": {"model_config": {}, "settings": {"epochs": 1}}}, tmp_path / "potential.pt")
+    assert "holds a 'fluid' checkpoint, not a 'potential' one" in err
+    from equiscale.train import CheckpointHeader
+
+    torch.save({"model": {}, "header": CheckpointHeader("potential").as_dict()}, tmp_path / "potential.pt")
     err = _one_line_error(capsys, ["evaluate", "fluid", tmp_path / "potential.pt", "--data", fluid_file])
-    assert "holds a potential checkpoint, not a fluid run" in err
+    assert "holds a 'potential' checkpoint, not a 'fluid' one" in err

@@ -135,6 +135,13 @@ def test_a_time_budget_without_epochs_trains_until_the_budget():
     assert "(default 7;" in " ".join(_parser(Train).format_help().split())
 
 
+def test_a_resumed_run_keeps_its_settings_but_not_how_it_was_shown():
+    saved = Train(out="r", max_time=5, seed=3, quiet=True, threads=2, resume=True).as_dict()
+    settings = resolve(Train, {"out": "r", "resume": True}, saved=saved)
+    assert (settings.max_time, settings.seed) == (5, 3)
+    assert (settings.quiet, settings.threads) == (False, None)
+
+
 def test_training_settings_check_the_shared_fields():
     with pytest.raises(ValueError, match="setting 'ema_decay' must be in"):
         Train(out="r", ema_decay=1.0)

@@ -68,14 +68,14 @@ class DemoSettings(Settings):
     quiet: bool = setting(False, help="no progress bars (they are off anyway when not on a terminal)")
 
 
-def run_check(settings: CheckSettings) -> int:
-    """``equiscale check``: print the equivariance table of each checkpoint."""
+def run_check(settings: CheckSettings, applications: Sequence[Application] | None = None) -> int:
+    """``equiscale check``: print the equivariance table of each checkpoint (kinds looked up in ``applications``)."""
     from equiscale.check import CheckOptions, checkpoint_checks, format_table, measure_checks
 
     worst = 0.0
     options = CheckOptions(rollout=settings.rollout, samples=settings.samples, seed=settings.seed)
     for path in settings.checkpoints:
-        description, checks = checkpoint_checks(path, options)
+        description, checks = checkpoint_checks(path, options, applications)
         print(description)
         results = measure_checks(checks, seed=settings.seed)
         print(format_table(results) + "\n", flush=True)
@@ -87,14 +87,15 @@ def run_check(settings: CheckSettings) -> int:
     return 0
 
 
-def run_demo_command(settings: DemoSettings, debug: bool = False) -> int:
+def run_demo_command(settings: DemoSettings, debug: bool = False,
+                     applications: Sequence[Application] | None = None) -> int:
     """``equiscale demo``: run the sections and write the report (``debug``: stop at the first failing section)."""
     from equiscale.demo import run_demo
 
     names = None if settings.sections is None else [s.strip() for s in settings.sections.split(",") if s.strip()]
     result = run_demo(out=settings.out, quick=settings.quick, seed=settings.seed, sections=names,
                       threads=settings.threads, progress=False if settings.quiet else None,
-                      stop_on_error=debug)
+                      stop_on_error=debug, applications=applications)
     return 1 if result.failed else 0
 
 
@@ -246,7 +247,8 @@ def _set_threads(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None, applications: Sequence[Application] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
-    ``applications`` replaces the installed ones (for tests and embedding).
+    ``applications`` replaces the installed ones (for tests and embedding). A run function may
+    take the keyword arguments ``debug`` (``--debug`` was given) and ``applications``.
     """
     parser = build_parser(applications)
     args = parser.parse_args(argv)
@@ -257,7 +259,9 @@ def main(argv: Sequence[str] | None = None, applications: Sequence[Application] 
         settings = settings_of(command, args)
         _set_threads(settings)
         run = load_function(command.run)
-        status = run(settings, debug=True) if debug and "debug" in inspect.signature(run).parameters else run(settings)
+        context = {"debug": debug, "applications": applications}  # given to run functions that ask for them
+        accepted = inspect.signature(run).parameters
+        status = run(settings, **{k: v for k, v in context.items() if k in accepted and v is not None})
         sys.stdout.flush()
         return int(status or 0)
     except KeyboardInterrupt:

@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import math
 import os
-import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ def at_least(bound: float) -> Check:
 # --- declaring settings ------------------------------------------------------------------------------------
 def setting(default: Any = None, *, help: str, choices: tuple | None = None, check: Check | None = None,
             metavar: str | None = None, required: bool = False, positional: bool = False,
-            default_text: str | None = None) -> Any:
+            default_text: str | None = None, resumed: bool = True) -> Any:
     """A dataclass field of a :class:`Settings` class.
 
     Args:
@@ -76,9 +75,11 @@ def setting(default: Any = None, *, help: str, choices: tuple | None = None, che
         positional: a positional argument on the command line (a ``list[str]`` takes one or more).
         default_text: what ``--help`` shows as the default instead of the value; ``{cls.NAME}`` is
             replaced by a class attribute of the settings class (e.g. ``{cls.default_epochs}``).
+        resumed: a resumed run takes this value from its saved settings (False for how a run is
+            shown or run, such as ``quiet`` or ``threads``, which each invocation states anew).
     """
     metadata = {"help": help, "choices": choices, "check": check, "metavar": metavar, "required": required,
-                "positional": positional, "default_text": default_text}
+                "positional": positional, "default_text": default_text, "resumed": resumed}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -91,7 +92,8 @@ def _option(name: str) -> str:
 def _meta(field: dataclasses.Field) -> dict[str, Any]:
     return dict(field.metadata) if "help" in field.metadata else {"help": field.name, "choices": None, "check": None,
                                                                   "metavar": None, "required": False,
-                                                                  "positional": False, "default_text": None}
+                                                                  "positional": False, "default_text": None,
+                                                                  "resumed": True}
 
 
 def _default(field: dataclasses.Field) -> Any:
@@ -140,9 +142,7 @@ class Settings:
 
 # --- types ---------------------------------------------------------------------------------------------------
 def _type_hints(cls: type) -> dict[str, Any]:
-    module = sys.modules.get(cls.__module__)
-    namespace = dict(vars(module)) if module is not None else {}
-    return typing.get_type_hints(cls, globalns=namespace)
+    return typing.get_type_hints(cls)  # each base's annotations in its own module's namespace
 
 
 def _parts(annotation: Any) -> tuple[list[Any], bool]:
@@ -313,9 +313,10 @@ def merge(settings_class: type[Settings], given: Mapping[str, Any] | argparse.Na
     if isinstance(given, argparse.Namespace):
         given = vars(given)
     known = {f.name for f in dataclasses.fields(settings_class)}
+    resumed = {f.name for f in dataclasses.fields(settings_class) if _meta(f)["resumed"]}
     values: dict[str, Any] = {}
-    if saved:
-        values.update({k: v for k, v in saved.items() if k in known})  # settings since removed are dropped
+    if saved:  # settings since removed, and those each invocation states anew, are dropped
+        values.update({k: v for k, v in saved.items() if k in resumed})
     if config is not None:
         values.update(_checked(settings_class, read_yaml_mapping(config), f"config file {os.fspath(config)}"))
     values.update({k: v for k, v in (given or {}).items() if k in known})
@@ -358,9 +359,11 @@ class TrainingSettings(Settings):
                                       "decay (validation, best.pt and evaluation use it)",
                                       check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)")
     seed: int = setting(0, help="seeds the data split, initial weights and batch order")
-    threads: int | None = setting(None, help="torch CPU threads", check=positive, default_text="torch's choice")
-    resume: bool = setting(False, help="continue the run in --out from its last.pt, with its saved settings")
-    quiet: bool = setting(False, help="no progress bars (one line per epoch is still printed)")
+    threads: int | None = setting(None, help="torch CPU threads", check=positive, default_text="torch's choice",
+                                  resumed=False)
+    resume: bool = setting(False, help="continue the run in --out from its last.pt, with its saved settings",
+                           resumed=False)
+    quiet: bool = setting(False, help="no progress bars (one line per epoch is still printed)", resumed=False)
 
     @property
     def max_epochs(self) -> int | None:

@@ -164,10 +164,10 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], data_path: str | os.PathLik
     first trajectory at steps 0, 5, 10 and ``rollout``), ``rollout_error.png`` (error against step,
     every run and persistence) and, when runs differ in training fraction, ``data_efficiency.png``.
     """
+    loaded = [load_run(run) for run in runs]  # every run and the data are checked before anything is written
     data = load_fluid(data_path)
     vorticity = torch.from_numpy(np.ascontiguousarray(data.vorticity))
     _starts(vorticity.shape[1], rollout)
-    loaded = [load_run(run) for run in runs]  # every run is checked before anything is written
     out = Path(out if out is not None else runs[0])
     out.mkdir(parents=True, exist_ok=True)
     rows, curves, examples = [], {}, {}
