@@ -17,6 +17,7 @@ generator, which the Trainer seeds and restores on resume.
 """
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any, Callable
 
@@ -105,8 +106,20 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: 
                       collate_fn=collate_fn, drop_last=drop_last, **options)
 
 
+_LAST_COLLECTIVE: list[Any] = []
+atexit.register(_LAST_COLLECTIVE.clear)
+
+
 def cleanup() -> None:
     """Wait for every process, then leave the process group (no-op with one process)."""
-    if is_distributed():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    if not is_distributed():
+        return
+    work = torch.distributed.barrier(async_op=True)
+    work.wait()
+    # Gloo frees a finished collective in its worker thread, which takes the GIL to do so. If a
+    # DistributedDataParallel freed after this call drops the last reference to the group while this
+    # thread holds the GIL, the group's destructor waits for that worker forever (a rare hang at exit,
+    # pytorch/pytorch#56297). Keeping the last collective alive until exit makes this thread free it
+    # instead; the worker freed the earlier ones before it ran this one.
+    _LAST_COLLECTIVE[:] = [work]
+    torch.distributed.destroy_process_group()

@@ -215,7 +215,8 @@ class Trainer:
 
         ``resume=True`` continues from ``out_dir/last.pt``; without it an ``out_dir`` that already
         holds a ``last.pt`` is refused (ValueError) rather than overwritten. The summary's
-        ``stop_reason`` is ``"max_epochs"``, ``"max_time"``, ``"early stopping"`` or ``"non-finite loss"``.
+        ``stop_reason`` is ``"max_epochs"``, ``"max_time"``, ``"early stopping"`` or ``"non-finite loss"``;
+        ``validated_on`` says which weights the validation metrics measure (``"ema"``, ``"raw"``, or None).
         """
         if resume:
             self.restore(self._load_last())
@@ -260,7 +261,7 @@ class Trainer:
                 break
         return {"epochs": self.epoch, "steps": self.global_step, "train_time": self.elapsed, "best": self.best,
                 "stop_reason": self.stop_reason, "history": self.history,
-                "validated_on": "ema" if self.average is not None else "raw"}
+                "validated_on": None if self.val_data is None else "raw" if self.average is None else "ema"}
 
     def _out_of_time(self) -> bool:
         return self.config.max_time is not None and self.elapsed >= self.config.max_time
