@@ -10,8 +10,12 @@ heavy imports happen inside.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Sequence
 
 from equiscale.atomistic.settings import DataEMT, EvaluatePotential, TrainSettings
+
+if TYPE_CHECKING:
+    from equiscale.applications import Application
 
 __all__ = ["data_emt", "train_potential", "evaluate_potential", "UNITS"]
 
@@ -42,26 +46,27 @@ def train_potential(settings: TrainSettings) -> int:
     return 0
 
 
-def _potential_file(path: str) -> str:
+def _potential_file(path: str, applications: Sequence[Application] | None = None) -> str:
     """The checkpoint of ``path`` (a run directory gives its best.pt); ValueError naming the command
-    that evaluates a checkpoint of another kind."""
+    (of ``applications``, default the installed ones) that evaluates a checkpoint of another kind."""
     from equiscale.applications import discover
     from equiscale.check import checkpoint_file, checkpoint_kind
 
     file = checkpoint_file(path)
     kind = checkpoint_kind(file)
     if kind != "potential":
-        evaluates = any(c.verb == "evaluate" and c.task == kind for a in discover() for c in a.commands)
+        applications = discover() if applications is None else applications
+        evaluates = any(c.verb == "evaluate" and c.task == kind for a in applications for c in a.commands)
         hint = f": use `equiscale evaluate {kind}`" if evaluates else ""
         raise ValueError(f"{file} holds a {kind!r} checkpoint, not a 'potential' one{hint}")
     return str(file)
 
 
-def evaluate_potential(settings: EvaluatePotential) -> int:
+def evaluate_potential(settings: EvaluatePotential, applications: Sequence[Application] | None = None) -> int:
     """``equiscale evaluate potential``: print the errors, write the parity plot (and the JSON)."""
     from equiscale.atomistic.evaluate import evaluate_potential as evaluate
 
-    checkpoint = _potential_file(settings.checkpoint)
+    checkpoint = _potential_file(settings.checkpoint, applications)
     plot = settings.replace(checkpoint=checkpoint).plot_path()
     metrics = evaluate(checkpoint, settings.data, plot=plot, batch_size=settings.batch_size, dtype=settings.dtype)
     for key, value in metrics.items():
