@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from equiscale.train import EMAModel, WeightAverage, ema_decay_at, load_checkpoint
+from equiscale.train import WeightAverage, ema_decay_at, load_checkpoint
 
 from .test_trainer import _problem, _step, _trainer
 
@@ -35,21 +35,6 @@ def test_warm_up_and_average_by_hand():
     assert copy.updates == 3 and torch.equal(copy.module.weight, average.module.weight)
     with pytest.raises(ValueError, match="decay"):
         WeightAverage(model, 1.0)
-
-
-def test_the_wrapper_module_averages_alike():
-    model = nn.Linear(2, 1)
-    wrapper, plain = EMAModel(model, 0.5), WeightAverage(model, 0.5)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    wrapper.attach(optimizer)
-    for _ in range(3):
-        optimizer.zero_grad()
-        model(torch.ones(4, 2)).sum().backward()
-        optimizer.step()
-        plain.update(model)
-    assert int(wrapper.num_updates) == 3
-    for p, q in zip(wrapper.ema.parameters(), plain.module.parameters()):
-        assert torch.equal(p, q)
 
 
 def _evaluate(weights, data):

@@ -11,7 +11,7 @@ of the weights, several processes) and its helpers.
 """
 from equiscale.train.checkpoint import FORMAT, CheckpointHeader, inference_weights, load_checkpoint, save_checkpoint
 from equiscale.train.distributed import cleanup, make_loader, make_sampler, setup_distributed, wrap_ddp
-from equiscale.train.ema import EMAModel, WeightAverage, ema_decay_at
+from equiscale.train.ema import WeightAverage, ema_decay_at
 from equiscale.train.progress import progress_bar, write_line
 from equiscale.train.seeding import rng_state, seed_everything, set_rng_state
 from equiscale.train.trainer import StepFn, Trainer, TrainerConfig
@@ -26,7 +26,6 @@ __all__ = [
     "load_checkpoint",
     "inference_weights",
     "WeightAverage",
-    "EMAModel",
     "ema_decay_at",
     "setup_distributed",
     "wrap_ddp",

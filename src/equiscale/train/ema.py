@@ -5,10 +5,9 @@ After t updates the average moves towards the current parameters with decay
 lets the early average follow the fast initial changes instead of remembering the random start.
 Buffers (batch-norm statistics, normalisation constants) are copied, not averaged.
 
-* :class:`WeightAverage` is what the :class:`~equiscale.train.Trainer` keeps (``ema_decay``): a frozen
-  copy of the model holding the average, updated after each optimizer step, with a ``state_dict``
-  for exact resumes.
-* :class:`EMAModel` wraps a model and its average in one module (the atomistic package's older form).
+:class:`WeightAverage` is what the :class:`~equiscale.train.Trainer` keeps (``ema_decay``): a frozen
+copy of the model holding the average, updated after each optimizer step, with a ``state_dict`` for
+exact resumes.
 """
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from torch import nn
 
 from equiscale.train.distributed import unwrap
 
-__all__ = ["ema_decay_at", "WeightAverage", "EMAModel"]
+__all__ = ["ema_decay_at", "WeightAverage"]
 
 
 def ema_decay_at(decay: float, updates: int) -> float:
@@ -77,32 +76,3 @@ class WeightAverage:
         """Restore a :meth:`state_dict` (the decay stays the one given at construction)."""
         self.module.load_state_dict(state["weights"])
         self.updates = int(state["updates"])
-
-
-class EMAModel(nn.Module):
-    """``model`` and the moving average ``ema`` of its parameters (buffers are copied) in one module.
-
-    In training mode ``forward`` runs ``model``; evaluation should use ``ema``. Both models and the
-    update count are in ``state_dict``, so checkpoints and resumes carry the average.
-    """
-
-    def __init__(self, model: nn.Module, decay: float = 0.99) -> None:
-        super().__init__()
-        self.decay = _check_decay(decay)
-        self.model = model
-        self.ema = copy.deepcopy(model)
-        self.ema.requires_grad_(False)
-        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.model(*args, **kwargs)
-
-    @torch.no_grad()
-    def update(self) -> None:
-        """One averaging step (call after each optimizer step)."""
-        _average_into(self.ema, self.model, ema_decay_at(self.decay, int(self.num_updates)))
-        self.num_updates += 1
-
-    def attach(self, optimizer: torch.optim.Optimizer) -> Any:
-        """Update after every ``optimizer.step()``; returns the hook handle."""
-        return optimizer.register_step_post_hook(lambda *_: self.update())
