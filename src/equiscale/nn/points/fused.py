@@ -20,6 +20,12 @@ The node-level result is then permuted into the ``mul_ir`` layout of ``irreps_mi
 ``component``/``element`` normalisation). Everything is plain torch, differentiable to any order.
 A variant that also avoids the per-block ``T`` (summing over padded neighbour slots inside the
 matmul) was measured slower (benchmarks/RESULTS.md, message passing).
+
+On CPU, when the compiled kernels are available (:func:`equiscale._kernels.use_kernels`), the
+same sum runs as one C++ kernel per direction (``torch.ops.equiscale.uvu_scatter``, see
+:mod:`equiscale._kernels.message_passing`) that keeps no per-edge intermediate at all; the torch
+code above is then the fallback (CUDA, no compiler, ``EQUISCALE_KERNELS=off``) and the test
+reference.
 """
 from __future__ import annotations
 
@@ -29,9 +35,39 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from equiscale import o3
+from equiscale import _kernels, o3
+from equiscale._kernels.message_passing import uvu_scatter
 
-__all__ = ["GatherTensorProductScatter"]
+__all__ = ["GatherTensorProductScatter", "kernel_metadata"]
+
+
+def kernel_metadata(irreps_in: o3.Irreps, irreps_edge: o3.Irreps, irreps_mid: o3.Irreps,
+                    instructions: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The compiled kernel's description of the paths (layout in ``csrc/message_passing.cpp``).
+
+    Returns:
+        ``paths`` int64 ``(P, 8)`` (input offset, mul, d1, harmonic offset, d2, output offset, d3,
+        weight offset), ``in_blocks`` int64 ``(B, 3)`` (offset, mul, d of every input block),
+        ``cg_index`` int64 (``P + 1`` path starts, then ``(a, b, c)`` triples) and ``cg_value``
+        float64: the non-zero coefficients ``sqrt(d3) * wigner_3j(l1, l2, l3)[a, b, c]``.
+    """
+    in_offsets = [block.start for block in irreps_in.slices()]
+    edge_offsets = [block.start for block in irreps_edge.slices()]
+    mid_offsets = [block.start for block in irreps_mid.slices()]
+    paths, starts, triples, values, weight_offset = [], [0], [], [], 0
+    for i1, i2, i_out, *_ in instructions:
+        (mul, ir_1), (_, ir_2), (_, ir_out) = irreps_in[i1], irreps_edge[i2], irreps_mid[i_out]
+        paths.append([in_offsets[i1], mul, ir_1.dim, edge_offsets[i2], ir_2.dim, mid_offsets[i_out], ir_out.dim, weight_offset])
+        weight_offset += mul
+        coefficient = math.sqrt(ir_out.dim) * o3.wigner_3j(ir_1.l, ir_2.l, ir_out.l, dtype=torch.float64)
+        nonzero = (coefficient.abs() > 1e-14).nonzero()
+        triples.append(nonzero)
+        values.append(coefficient[tuple(nonzero.t())])
+        starts.append(starts[-1] + nonzero.shape[0])
+    in_blocks = torch.tensor([[offset, mul, ir.dim] for offset, (mul, ir) in zip(in_offsets, irreps_in)], dtype=torch.long).reshape(-1, 3)
+    cg_index = torch.cat([torch.tensor(starts, dtype=torch.long)] + [t.reshape(-1) for t in triples])
+    cg_value = torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
+    return torch.tensor(paths, dtype=torch.long).reshape(-1, 8), in_blocks, cg_index, cg_value
 
 
 def unsupported_reason(irreps_in: o3.Irreps, irreps_edge: o3.Irreps, irreps_mid: o3.Irreps, instructions: Sequence[tuple]) -> str | None:
@@ -64,6 +100,9 @@ class GatherTensorProductScatter(nn.Module):
 
     Shapes: ``x (N, irreps_in.dim)``, ``Y (E, irreps_edge.dim)``, ``w (E, weight_numel)``,
     ``edge_index (2, E)`` ``[source, target]`` -> ``(num_nodes, irreps_mid.dim)``.
+
+    The compiled kernel runs whenever :func:`equiscale._kernels.use_kernels` allows it (CPU
+    tensors of one dtype); set the attribute ``compiled = False`` to force the torch path.
     """
 
     def __init__(self, irreps_in: o3.Irreps | str, irreps_edge: o3.Irreps | str, irreps_mid: o3.Irreps | str, instructions: Sequence[tuple]) -> None:
@@ -115,8 +154,19 @@ class GatherTensorProductScatter(nn.Module):
         self._dim_mid = self.irreps_mid.dim
         self._identity_mid = bool((mid_index == torch.arange(self.irreps_mid.dim)).all())
         self.register_buffer("_mid_index", mid_index, persistent=False)
+        # CPU constants of the compiled kernel (not buffers: the kernel runs on CPU only, and
+        # Module.float() must not round the float64 coefficients)
+        self._metadata = kernel_metadata(self.irreps_in, self.irreps_edge, self.irreps_mid, instructions)
+        self.compiled = True
 
     def forward(self, x: torch.Tensor, edge_attr: torch.Tensor, weight: torch.Tensor, edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+        if (self.compiled and x.dtype == edge_attr.dtype == weight.dtype and x.dtype in (torch.float32, torch.float64)
+                and _kernels.use_kernels(x, edge_attr, weight, edge_index)):
+            return uvu_scatter(x, edge_attr, weight, edge_index.long(), num_nodes, self._dim_mid, self._metadata)
+        return self.reference(x, edge_attr, weight, edge_index, num_nodes)
+
+    def reference(self, x: torch.Tensor, edge_attr: torch.Tensor, weight: torch.Tensor, edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+        """The torch implementation (fallback and test reference); same arguments as forward."""
         source, target = edge_index[0], edge_index[1]
         num_edges = source.shape[0]
         weights = weight.split(self._weight_split, dim=-1)

@@ -1,0 +1,501 @@
+// The fused message-passing step of a TFN/NequIP convolution, forward and backward.
+//
+//   out[n] = sum_{e : target(e) = n} TP(x[source(e)], Y[e], w[e])
+//
+// TP is a set of channelwise ("uvu") paths k = (input block mul x l1, edge harmonic l2, output
+// mul x l3) with per-edge, per-channel weights:
+//
+//   out[n, k, u, c] += w[e, k, u] * sum_{a, b} C_k[a, b, c] x[source(e), k, u, a] Y[e, b]
+//
+// Public layout is e3nn's mul_ir (channel-major inside each block: index u * d + a). Inside, node
+// rows are transposed to channel-last (a * mul + u) so that every inner loop runs over the
+// channels with unit stride. Per edge and path the harmonics are first contracted with the sparse
+// Clebsch-Gordan coefficients into a small dense matrix M[c][a] = sum_b C[a, b, c] Y[b]; the
+// channel loops are then dense (d3 x d1 x mul multiply-adds).
+//
+// Nothing of size E x (paths x channels x dims) is ever stored: the forward pass walks the edges
+// grouped by target (each thread owns its target rows, no atomics) and accumulates each node's
+// row in a thread-local buffer; the backward pass walks them grouped by source, accumulating the
+// gradient of each source row locally and writing the per-edge gradients of Y and w directly.
+// Both groupings come from an O(E + N) counting sort done in every call.
+//
+// Metadata (built once per layer in Python, equiscale.nn.points.fused):
+//   paths     int64 (P, 8): in_offset, mul, d1, sh_offset, d2, mid_offset, d3, w_offset
+//   in_blocks int64 (B, 3): offset, mul, d of every input block (for the layout transposes)
+//   cg_index  int64 (P + 1 + 3 * nnz,): P + 1 path starts into the nnz list, then (a, b, c) triples
+//   cg_value  float64 (nnz,): the coefficients
+#include <torch/library.h>
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstring>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+constexpr int64_t MAXD = 15;  // largest irrep dimension the kernel takes (l <= 7)
+
+struct Path {
+  int64_t in_offset, mul, d1, sh_offset, d2, mid_offset, d3, w_offset;
+};
+
+template <typename scalar_t>
+struct Plan {
+  std::vector<Path> paths;
+  std::vector<int64_t> starts;       // P + 1 offsets into the coefficient lists
+  std::vector<int32_t> a, b, c;      // coefficient indices
+  std::vector<scalar_t> value;       // coefficients
+  std::vector<int64_t> slot_base;    // per path: where its d3 * d1 + 1 slot starts begin in slots
+  std::vector<int64_t> slots;        // per path and slot s = c * d1 + a: first coefficient of that slot
+  int64_t max_block = 1;             // largest d3 x d1 and d3 x mul / d1 x mul buffers
+  int64_t max_rows = 1;
+};
+
+template <typename scalar_t>
+Plan<scalar_t> make_plan(const at::Tensor& paths, const at::Tensor& cg_index, const at::Tensor& cg_value) {
+  TORCH_CHECK(paths.dim() == 2 && paths.size(1) == 8 && paths.scalar_type() == at::kLong, "paths must be int64 (P, 8)");
+  TORCH_CHECK(cg_value.scalar_type() == at::kDouble && cg_index.scalar_type() == at::kLong, "cg_index int64, cg_value float64");
+  auto p = paths.contiguous();
+  auto ci = cg_index.contiguous();
+  auto cv = cg_value.contiguous();
+  const int64_t num_paths = p.size(0);
+  const int64_t nnz = cv.numel();
+  TORCH_CHECK(ci.numel() == num_paths + 1 + 3 * nnz, "cg_index has the wrong length");
+  Plan<scalar_t> plan;
+  const int64_t* pp = p.data_ptr<int64_t>();
+  const int64_t* ip = ci.data_ptr<int64_t>();
+  const double* vp = cv.data_ptr<double>();
+  for (int64_t k = 0; k < num_paths; ++k) {
+    const int64_t* r = pp + 8 * k;
+    Path path{r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]};
+    TORCH_CHECK(path.d1 <= MAXD && path.d3 <= MAXD && path.d1 >= 1 && path.d3 >= 1, "irreps of l > 7 are not supported by the kernel");
+    plan.paths.push_back(path);
+    plan.max_block = std::max({plan.max_block, path.d1 * path.d3, path.d3 * path.mul, path.d1 * path.mul});
+    plan.max_rows = std::max(plan.max_rows, path.mul);
+  }
+  plan.starts.assign(ip, ip + num_paths + 1);
+  const int64_t* triples = ip + num_paths + 1;
+  // Within each path, order the coefficients by their slot (c, a) so that M[c][a] is one sum.
+  for (int64_t k = 0; k < num_paths; ++k) {
+    const Path& path = plan.paths[k];
+    const int64_t size = path.d1 * path.d3;
+    std::vector<int64_t> entries;
+    for (int64_t i = plan.starts[k]; i < plan.starts[k + 1]; ++i) entries.push_back(i);
+    auto slot_of = [&](int64_t i) { return triples[3 * i + 2] * path.d1 + triples[3 * i]; };
+    std::stable_sort(entries.begin(), entries.end(), [&](int64_t l, int64_t r) { return slot_of(l) < slot_of(r); });
+    plan.slot_base.push_back(static_cast<int64_t>(plan.slots.size()));
+    int64_t next = 0;
+    for (int64_t slot = 0; slot <= size; ++slot) {
+      while (next < static_cast<int64_t>(entries.size()) && slot_of(entries[next]) < slot) ++next;
+      plan.slots.push_back(plan.starts[k] + next);
+    }
+    for (int64_t i : entries) {
+      TORCH_CHECK(triples[3 * i] < path.d1 && triples[3 * i + 1] < path.d2 && triples[3 * i + 2] < path.d3, "cg_index out of range");
+      plan.a.push_back(static_cast<int32_t>(triples[3 * i]));
+      plan.b.push_back(static_cast<int32_t>(triples[3 * i + 1]));
+      plan.c.push_back(static_cast<int32_t>(triples[3 * i + 2]));
+      plan.value.push_back(static_cast<scalar_t>(vp[i]));
+    }
+  }
+  return plan;
+}
+
+// Edges grouped by key (target or source): order[offsets[n] .. offsets[n + 1]) are node n's edges.
+void group_edges(const int64_t* key, int64_t num_edges, int64_t num_nodes, std::vector<int64_t>& offsets, std::vector<int64_t>& order) {
+  offsets.assign(num_nodes + 1, 0);
+  for (int64_t e = 0; e < num_edges; ++e) {
+    const int64_t n = key[e];
+    TORCH_CHECK(n >= 0 && n < num_nodes, "edge_index holds node ", n, ", outside 0..", num_nodes - 1);
+    ++offsets[n + 1];
+  }
+  for (int64_t n = 0; n < num_nodes; ++n) offsets[n + 1] += offsets[n];
+  order.resize(num_edges);
+  std::vector<int64_t> next(offsets.begin(), offsets.end() - 1);
+  for (int64_t e = 0; e < num_edges; ++e) order[next[key[e]]++] = e;
+}
+
+// mul_ir (u * d + a) -> channel-last (a * mul + u) for every block of a row, and back.
+template <typename scalar_t>
+void to_channel_last(const scalar_t* src, scalar_t* dst, const std::vector<Path>& blocks) {
+  for (const Path& blk : blocks)
+    for (int64_t u = 0; u < blk.mul; ++u)
+      for (int64_t a = 0; a < blk.d1; ++a) dst[blk.in_offset + a * blk.mul + u] = src[blk.in_offset + u * blk.d1 + a];
+}
+
+template <typename scalar_t>
+void from_channel_last(const scalar_t* src, scalar_t* dst, const std::vector<Path>& blocks) {
+  for (const Path& blk : blocks)
+    for (int64_t u = 0; u < blk.mul; ++u)
+      for (int64_t a = 0; a < blk.d1; ++a) dst[blk.in_offset + u * blk.d1 + a] = src[blk.in_offset + a * blk.mul + u];
+}
+
+std::vector<Path> input_blocks(const at::Tensor& in_blocks) {
+  TORCH_CHECK(in_blocks.dim() == 2 && in_blocks.size(1) == 3 && in_blocks.scalar_type() == at::kLong, "in_blocks must be int64 (B, 3)");
+  auto t = in_blocks.contiguous();
+  const int64_t* p = t.data_ptr<int64_t>();
+  std::vector<Path> out;
+  for (int64_t i = 0; i < t.size(0); ++i) out.push_back(Path{p[3 * i], p[3 * i + 1], p[3 * i + 2], 0, 0, 0, 0, 0});
+  return out;
+}
+
+std::vector<Path> output_blocks(const std::vector<Path>& paths) {  // mid blocks as (offset, mul, d)
+  std::vector<Path> out;
+  for (const Path& p : paths) out.push_back(Path{p.mid_offset, p.mul, p.d3, 0, 0, 0, 0, 0});
+  return out;
+}
+
+// All of a row's node data transposed to channel-last, in parallel over rows.
+template <typename scalar_t>
+at::Tensor transposed(const at::Tensor& rows, const std::vector<Path>& blocks) {
+  auto out = at::empty_like(rows);
+  const int64_t n = rows.size(0), dim = rows.size(1);
+  const scalar_t* src = rows.data_ptr<scalar_t>();
+  scalar_t* dst = out.data_ptr<scalar_t>();
+  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) to_channel_last(src + i * dim, dst + i * dim, blocks);
+  });
+  return out;
+}
+
+// M[c * d1 + a] = sum_b C[a, b, c] Y[b] for path k (each entry one register sum, stored once).
+template <typename scalar_t>
+inline __attribute__((always_inline)) void couple(const Plan<scalar_t>& plan, int64_t k, const scalar_t* y, scalar_t* m) {
+  const Path& p = plan.paths[k];
+  const int64_t* slot = plan.slots.data() + plan.slot_base[k];
+  const int32_t* b = plan.b.data();
+  const scalar_t* value = plan.value.data();
+  y += p.sh_offset;
+  for (int64_t s = 0; s < p.d1 * p.d3; ++s) {
+    scalar_t sum = 0;
+    for (int64_t i = slot[s]; i < slot[s + 1]; ++i) sum += value[i] * y[b[i]];
+    m[s] = sum;
+  }
+}
+
+struct Inputs {
+  at::Tensor x, y, w, source, target;
+  int64_t num_nodes, num_edges;
+};
+
+Inputs check_inputs(const at::Tensor& x, const at::Tensor& edge_attr, const at::Tensor& weight, const at::Tensor& edge_index, int64_t num_nodes) {
+  TORCH_CHECK(x.dim() == 2 && edge_attr.dim() == 2 && weight.dim() == 2, "x, edge_attr and weight must be 2-D");
+  TORCH_CHECK(edge_index.dim() == 2 && edge_index.size(0) == 2 && edge_index.scalar_type() == at::kLong, "edge_index must be int64 (2, E)");
+  TORCH_CHECK(x.scalar_type() == edge_attr.scalar_type() && x.scalar_type() == weight.scalar_type(), "x, edge_attr and weight must share a dtype");
+  TORCH_CHECK(x.size(0) == num_nodes, "x must have num_nodes rows");
+  const int64_t num_edges = edge_index.size(1);
+  TORCH_CHECK(edge_attr.size(0) == num_edges && weight.size(0) == num_edges, "edge_attr and weight need one row per edge");
+  auto index = edge_index.contiguous();
+  return Inputs{x.contiguous(), edge_attr.contiguous(), weight.contiguous(), index[0], index[1], num_nodes, num_edges};
+}
+
+// Channels are processed in chunks of V (32 bytes) as GCC vector-extension values, which compile
+// to whatever vector width the function is built for (one AVX2 register, two SSE2 ones); the
+// channels left over (mul not a multiple of V) take a scalar loop. The per-path functions are
+// templates on the block sizes d1, d3 (1, 3, 5: l <= 2 fully unrolled; 0: any size up to MAXD).
+
+template <typename scalar_t>
+constexpr int64_t chunk() { return 32 / sizeof(scalar_t); }
+
+template <typename scalar_t>
+struct Vec {
+  typedef scalar_t type __attribute__((vector_size(32)));
+};
+
+template <typename scalar_t>
+inline __attribute__((always_inline)) typename Vec<scalar_t>::type load(const scalar_t* p) {
+  typename Vec<scalar_t>::type v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename scalar_t>
+inline __attribute__((always_inline)) void store(scalar_t* p, const typename Vec<scalar_t>::type& v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// One edge, one path: acc[c][u] += w[u] * sum_a M[c][a] x[a][u].
+template <typename scalar_t, int64_t D1, int64_t D3>
+inline __attribute__((always_inline)) void path_forward(const scalar_t* __restrict m, const scalar_t* __restrict x,
+                                                        const scalar_t* __restrict w, scalar_t* __restrict acc, int64_t mul,
+                                                        int64_t rd1, int64_t rd3) {
+  constexpr int64_t V = chunk<scalar_t>();
+  using vec = typename Vec<scalar_t>::type;
+  const int64_t d1 = D1 ? D1 : rd1, d3 = D3 ? D3 : rd3;
+  int64_t u0 = 0;
+  for (; u0 + V <= mul; u0 += V) {
+    const vec wv = load(w + u0);
+    for (int64_t c = 0; c < d3; ++c) {
+      vec t = m[c * d1] * load(x + u0);
+      for (int64_t a = 1; a < d1; ++a) t += m[c * d1 + a] * load(x + a * mul + u0);
+      store(acc + c * mul + u0, load(acc + c * mul + u0) + wv * t);
+    }
+  }
+  for (int64_t u = u0; u < mul; ++u)
+    for (int64_t c = 0; c < d3; ++c) {
+      scalar_t t = 0;
+      for (int64_t a = 0; a < d1; ++a) t += m[c * d1 + a] * x[a * mul + u];
+      acc[c * mul + u] += w[u] * t;
+    }
+}
+
+// One edge, one path, the three gradients (each where asked):
+//   accx[a][u] += sum_c M[c][a] w[u] g[c][u]            (x, summed over the source's edges)
+//   gw[u]       = sum_c g[c][u] sum_a M[c][a] x[a][u]    (w)
+//   prod[c][a]  = sum_u x[a][u] w[u] g[c][u]             (Y, contracted with C by the caller)
+template <typename scalar_t, int64_t D1, int64_t D3>
+inline __attribute__((always_inline)) void path_backward(const scalar_t* __restrict m, const scalar_t* __restrict x,
+                                                         const scalar_t* __restrict g, const scalar_t* __restrict w,
+                                                         scalar_t* __restrict accx, scalar_t* __restrict gw, scalar_t* __restrict prod,
+                                                         int64_t mul, int64_t rd1, int64_t rd3, bool need_x, bool need_y, bool need_w) {
+  constexpr int64_t V = chunk<scalar_t>();
+  constexpr int64_t N1 = D1 ? D1 : MAXD, N3 = D3 ? D3 : MAXD;
+  using vec = typename Vec<scalar_t>::type;
+  const int64_t d1 = D1 ? D1 : rd1, d3 = D3 ? D3 : rd3;
+  vec pv[N1 * N3];
+  if (need_y)
+    for (int64_t i = 0; i < d1 * d3; ++i) pv[i] = vec{};
+  int64_t u0 = 0;
+  for (; u0 + V <= mul; u0 += V) {
+    const vec wv = load(w + u0);
+    vec wg[N3];
+    for (int64_t c = 0; c < d3; ++c) wg[c] = wv * load(g + c * mul + u0);
+    if (need_x)
+      for (int64_t a = 0; a < d1; ++a) {
+        vec t = m[a] * wg[0];
+        for (int64_t c = 1; c < d3; ++c) t += m[c * d1 + a] * wg[c];
+        store(accx + a * mul + u0, load(accx + a * mul + u0) + t);
+      }
+    if (need_w) {
+      vec s = vec{};
+      for (int64_t c = 0; c < d3; ++c) {
+        vec t = m[c * d1] * load(x + u0);
+        for (int64_t a = 1; a < d1; ++a) t += m[c * d1 + a] * load(x + a * mul + u0);
+        s += load(g + c * mul + u0) * t;
+      }
+      store(gw + u0, s);
+    }
+    if (need_y)
+      for (int64_t c = 0; c < d3; ++c)
+        for (int64_t a = 0; a < d1; ++a) pv[c * d1 + a] += load(x + a * mul + u0) * wg[c];
+  }
+  if (need_y)
+    for (int64_t i = 0; i < d1 * d3; ++i) {
+      scalar_t s = 0;
+      for (int64_t j = 0; j < V; ++j) s += pv[i][j];
+      prod[i] = s;
+    }
+  for (int64_t u = u0; u < mul; ++u) {  // channels left over, one at a time
+    scalar_t wg[N3];
+    for (int64_t c = 0; c < d3; ++c) wg[c] = w[u] * g[c * mul + u];
+    if (need_x)
+      for (int64_t a = 0; a < d1; ++a) {
+        scalar_t t = 0;
+        for (int64_t c = 0; c < d3; ++c) t += m[c * d1 + a] * wg[c];
+        accx[a * mul + u] += t;
+      }
+    if (need_w) {
+      scalar_t s = 0;
+      for (int64_t c = 0; c < d3; ++c) {
+        scalar_t t = 0;
+        for (int64_t a = 0; a < d1; ++a) t += m[c * d1 + a] * x[a * mul + u];
+        s += g[c * mul + u] * t;
+      }
+      gw[u] = s;
+    }
+    if (need_y)
+      for (int64_t c = 0; c < d3; ++c)
+        for (int64_t a = 0; a < d1; ++a) prod[c * d1 + a] += x[a * mul + u] * wg[c];
+  }
+}
+
+// CALL(D1, D3) with the sizes as compile-time constants where they are 1, 3 or 5.
+#define EQUISCALE_SIZES(d1, d3, CALL)      \
+  switch ((d1) * 16 + (d3)) {               \
+    case 1 * 16 + 1: CALL(1, 1); break;     \
+    case 1 * 16 + 3: CALL(1, 3); break;     \
+    case 1 * 16 + 5: CALL(1, 5); break;     \
+    case 3 * 16 + 1: CALL(3, 1); break;     \
+    case 3 * 16 + 3: CALL(3, 3); break;     \
+    case 3 * 16 + 5: CALL(3, 5); break;     \
+    case 5 * 16 + 1: CALL(5, 1); break;     \
+    case 5 * 16 + 3: CALL(5, 3); break;     \
+    case 5 * 16 + 5: CALL(5, 5); break;     \
+    default: CALL(0, 0);                    \
+  }
+
+template <typename scalar_t>
+struct Args {
+  const Plan<scalar_t>* plan;
+  const std::vector<Path>* blocks;  // input blocks, for the final transpose of the gradient of x
+  const std::vector<Path>* mids;    // output blocks, for the final transpose of the forward output
+  const int64_t* offsets;
+  const int64_t* order;
+  const int64_t* other;             // the other end of each edge: source (forward) or target (backward)
+  const scalar_t* X;                // channel-last node features
+  const scalar_t* G;                // channel-last output cotangent (backward)
+  const scalar_t* Y;
+  const scalar_t* W;
+  scalar_t* out;                    // forward output or gradient of x
+  scalar_t* GY;
+  scalar_t* GW;
+  int64_t dim_in, dim_sh, dim_w, dim_out;
+  bool need_x, need_y, need_w;
+};
+
+template <typename scalar_t>
+inline __attribute__((always_inline)) void forward_rows(const Args<scalar_t>& A, int64_t begin, int64_t end) {
+  const Plan<scalar_t>& plan = *A.plan;
+  std::vector<scalar_t> acc(A.dim_out), m(plan.max_block);
+  for (int64_t n = begin; n < end; ++n) {
+    std::fill(acc.begin(), acc.end(), scalar_t(0));
+    for (int64_t j = A.offsets[n]; j < A.offsets[n + 1]; ++j) {
+      const int64_t e = A.order[j];
+      const scalar_t* x = A.X + A.other[e] * A.dim_in;
+      const scalar_t* y = A.Y + e * A.dim_sh;
+      const scalar_t* w = A.W + e * A.dim_w;
+      for (size_t k = 0; k < plan.paths.size(); ++k) {
+        const Path& p = plan.paths[k];
+        couple(plan, k, y, m.data());
+#define EQUISCALE_FORWARD(D1, D3) \
+  path_forward<scalar_t, D1, D3>(m.data(), x + p.in_offset, w + p.w_offset, acc.data() + p.mid_offset, p.mul, p.d1, p.d3)
+        EQUISCALE_SIZES(p.d1, p.d3, EQUISCALE_FORWARD)
+#undef EQUISCALE_FORWARD
+      }
+    }
+    from_channel_last(acc.data(), A.out + n * A.dim_out, *A.mids);
+  }
+}
+
+template <typename scalar_t>
+inline __attribute__((always_inline)) void backward_rows(const Args<scalar_t>& A, int64_t begin, int64_t end) {
+  const Plan<scalar_t>& plan = *A.plan;
+  const bool need_x = A.need_x, need_y = A.need_y, need_w = A.need_w;
+  std::vector<scalar_t> acc(A.dim_in), m(plan.max_block), prod(plan.max_block);
+  for (int64_t n = begin; n < end; ++n) {
+    if (need_x) std::fill(acc.begin(), acc.end(), scalar_t(0));
+    const scalar_t* x = A.X + n * A.dim_in;
+    for (int64_t j = A.offsets[n]; j < A.offsets[n + 1]; ++j) {
+      const int64_t e = A.order[j];
+      const scalar_t* g = A.G + A.other[e] * A.dim_out;
+      const scalar_t* y = A.Y + e * A.dim_sh;
+      const scalar_t* w = A.W + e * A.dim_w;
+      for (size_t k = 0; k < plan.paths.size(); ++k) {
+        const Path& p = plan.paths[k];
+        couple(plan, k, y, m.data());
+        scalar_t* gw = need_w ? A.GW + e * A.dim_w + p.w_offset : nullptr;
+#define EQUISCALE_BACKWARD(D1, D3)                                                                                        \
+  path_backward<scalar_t, D1, D3>(m.data(), x + p.in_offset, g + p.mid_offset, w + p.w_offset, acc.data() + p.in_offset, gw, \
+                                  prod.data(), p.mul, p.d1, p.d3, need_x, need_y, need_w)
+        EQUISCALE_SIZES(p.d1, p.d3, EQUISCALE_BACKWARD)
+#undef EQUISCALE_BACKWARD
+        if (need_y) {  // gY[b] += sum_{a,c} C[a,b,c] prod[c][a]
+          scalar_t* dst = A.GY + e * A.dim_sh + p.sh_offset;
+          for (int64_t i = plan.starts[k]; i < plan.starts[k + 1]; ++i) dst[plan.b[i]] += plan.value[i] * prod[plan.c[i] * p.d1 + plan.a[i]];
+        }
+      }
+    }
+    if (need_x) from_channel_last(acc.data(), A.out + n * A.dim_in, *A.blocks);
+  }
+}
+
+// The row loops compiled twice: for AVX2 + FMA (chosen at run time when the CPU has them) and
+// for the portable baseline the library is built with.
+template <typename scalar_t>
+using Rows = void (*)(const Args<scalar_t>&, int64_t, int64_t);
+
+template <typename scalar_t>
+__attribute__((target("avx2,fma"))) void forward_avx2(const Args<scalar_t>& A, int64_t begin, int64_t end) { forward_rows(A, begin, end); }
+template <typename scalar_t>
+void forward_base(const Args<scalar_t>& A, int64_t begin, int64_t end) { forward_rows(A, begin, end); }
+template <typename scalar_t>
+__attribute__((target("avx2,fma"))) void backward_avx2(const Args<scalar_t>& A, int64_t begin, int64_t end) { backward_rows(A, begin, end); }
+template <typename scalar_t>
+void backward_base(const Args<scalar_t>& A, int64_t begin, int64_t end) { backward_rows(A, begin, end); }
+
+bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
+// Grain: about four chunks of rows per thread, at least 8 rows each.
+int64_t grain(int64_t rows) { return std::max<int64_t>(8, rows / (4 * std::max<int64_t>(1, at::get_num_threads()))); }
+
+template <typename scalar_t>
+void forward_kernel(const Inputs& in, const Plan<scalar_t>& plan, const std::vector<Path>& blocks, at::Tensor& out) {
+  std::vector<int64_t> offsets, order;
+  group_edges(in.target.data_ptr<int64_t>(), in.num_edges, in.num_nodes, offsets, order);
+  at::Tensor xt = transposed<scalar_t>(in.x, blocks);
+  const std::vector<Path> mids = output_blocks(plan.paths);
+  Args<scalar_t> A{&plan, &blocks, &mids, offsets.data(), order.data(), in.source.data_ptr<int64_t>(), xt.data_ptr<scalar_t>(),
+                   nullptr, in.y.data_ptr<scalar_t>(), in.w.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), nullptr, nullptr,
+                   in.x.size(1), in.y.size(1), in.w.size(1), out.size(1), false, false, false};
+  Rows<scalar_t> rows = has_avx2() ? forward_avx2<scalar_t> : forward_base<scalar_t>;
+  at::parallel_for(0, in.num_nodes, grain(in.num_nodes), [&](int64_t begin, int64_t end) { rows(A, begin, end); });
+}
+
+template <typename scalar_t>
+void backward_kernel(const Inputs& in, const at::Tensor& grad_out, const Plan<scalar_t>& plan, const std::vector<Path>& blocks,
+                     bool need_x, bool need_y, bool need_w, at::Tensor& gx, at::Tensor& gy, at::Tensor& gw) {
+  std::vector<int64_t> offsets, order;
+  group_edges(in.source.data_ptr<int64_t>(), in.num_edges, in.num_nodes, offsets, order);
+  const std::vector<Path> mids = output_blocks(plan.paths);
+  at::Tensor xt = transposed<scalar_t>(in.x, blocks);
+  at::Tensor gt = transposed<scalar_t>(grad_out, mids);
+  Args<scalar_t> A{&plan, &blocks, &mids, offsets.data(), order.data(), in.target.data_ptr<int64_t>(), xt.data_ptr<scalar_t>(),
+                   gt.data_ptr<scalar_t>(), in.y.data_ptr<scalar_t>(), in.w.data_ptr<scalar_t>(),
+                   need_x ? gx.data_ptr<scalar_t>() : nullptr, need_y ? gy.data_ptr<scalar_t>() : nullptr,
+                   need_w ? gw.data_ptr<scalar_t>() : nullptr, in.x.size(1), in.y.size(1), in.w.size(1), grad_out.size(1),
+                   need_x, need_y, need_w};
+  Rows<scalar_t> rows = has_avx2() ? backward_avx2<scalar_t> : backward_base<scalar_t>;
+  at::parallel_for(0, in.num_nodes, grain(in.num_nodes), [&](int64_t begin, int64_t end) { rows(A, begin, end); });
+}
+
+at::Tensor uvu_scatter_cpu(const at::Tensor& x, const at::Tensor& edge_attr, const at::Tensor& weight, const at::Tensor& edge_index,
+                           int64_t num_nodes, int64_t dim_out, const at::Tensor& paths, const at::Tensor& in_blocks,
+                           const at::Tensor& cg_index, const at::Tensor& cg_value) {
+  Inputs in = check_inputs(x, edge_attr, weight, edge_index, num_nodes);
+  auto out = at::empty({num_nodes, dim_out}, in.x.options());
+  const std::vector<Path> blocks = input_blocks(in_blocks);
+  AT_DISPATCH_FLOATING_TYPES(in.x.scalar_type(), "uvu_scatter", [&] {
+    Plan<scalar_t> plan = make_plan<scalar_t>(paths, cg_index, cg_value);
+    forward_kernel<scalar_t>(in, plan, blocks, out);
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> uvu_scatter_backward_cpu(
+    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& edge_attr, const at::Tensor& weight, const at::Tensor& edge_index,
+    int64_t num_nodes, const at::Tensor& paths, const at::Tensor& in_blocks, const at::Tensor& cg_index, const at::Tensor& cg_value,
+    bool need_x, bool need_attr, bool need_weight) {
+  Inputs in = check_inputs(x, edge_attr, weight, edge_index, num_nodes);
+  auto g = grad_out.contiguous();
+  TORCH_CHECK(g.dim() == 2 && g.size(0) == num_nodes && g.scalar_type() == in.x.scalar_type(), "grad_out must be (num_nodes, dim_out) of x's dtype");
+  auto empty = at::empty({0}, in.x.options());
+  at::Tensor gx = need_x ? at::empty_like(in.x) : empty;
+  at::Tensor gy = need_attr ? at::zeros_like(in.y) : empty;
+  at::Tensor gw = need_weight ? at::empty_like(in.w) : empty;
+  if (!(need_x || need_attr || need_weight)) return {gx, gy, gw};
+  const std::vector<Path> blocks = input_blocks(in_blocks);
+  AT_DISPATCH_FLOATING_TYPES(in.x.scalar_type(), "uvu_scatter_backward", [&] {
+    Plan<scalar_t> plan = make_plan<scalar_t>(paths, cg_index, cg_value);
+    backward_kernel<scalar_t>(in, g, plan, blocks, need_x, need_attr, need_weight, gx, gy, gw);
+  });
+  return {gx, gy, gw};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(equiscale, m) {
+  m.def("uvu_scatter(Tensor x, Tensor edge_attr, Tensor weight, Tensor edge_index, int num_nodes, int dim_out, "
+        "Tensor paths, Tensor in_blocks, Tensor cg_index, Tensor cg_value) -> Tensor");
+  m.def("uvu_scatter_backward(Tensor grad_out, Tensor x, Tensor edge_attr, Tensor weight, Tensor edge_index, int num_nodes, "
+        "Tensor paths, Tensor in_blocks, Tensor cg_index, Tensor cg_value, bool need_x, bool need_attr, bool need_weight) "
+        "-> (Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(equiscale, CPU, m) {
+  m.impl("uvu_scatter", &uvu_scatter_cpu);
+  m.impl("uvu_scatter_backward", &uvu_scatter_backward_cpu);
+}
