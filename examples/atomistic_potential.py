@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         summary = train_potential(settings)
         metrics = evaluate_potential(out / "run" / "best.pt", out / "test.xyz")
         print(f"{summary['epochs']} epochs; held-out force MAE {metrics['force_mae']:.1f} meV/A, "
-              f"energy MAE {metrics['energy_mae']:.2f} meV/atom")
+              f"energy MAE {metrics['energy_mae_per_atom']:.2f} meV/atom")
         # --8<-- [end:train]
 
         # --8<-- [start:md]

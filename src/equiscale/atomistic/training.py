@@ -124,7 +124,7 @@ def train_potential(settings: TrainSettings, resume: bool | None = None) -> dict
             that the data lacks (checked before anything is written), an ``out`` that already holds
             a run (without ``resume``).
     """
-    from equiscale.train import CheckpointHeader, Trainer, TrainerConfig, seed_everything
+    from equiscale.train import CheckpointHeader, Trainer, seed_everything, trainer_config
     from equiscale.train.distributed import cleanup, wrap_ddp
 
     resume = settings.resume if resume is None else resume
@@ -146,10 +146,9 @@ def train_potential(settings: TrainSettings, resume: bool | None = None) -> dict
                                distributed=world > 1) if d is not None else None
                    for d, shuffle in ((train_set, True), (valid_set, False))]
         weights = LossWeights(settings.energy_weight, settings.force_weight, settings.stress_weight)
-        config = TrainerConfig(max_epochs=settings.max_epochs, max_time=settings.max_time, patience=settings.patience,
-                               grad_clip=settings.grad_clip, seed=settings.seed, clock=settings.clock,
-                               progress_bars=settings.progress and not settings.quiet, log_epochs=settings.progress,
-                               validation_grad=True, ema_decay=settings.ema_decay)
+        config = trainer_config(settings, patience=settings.patience, grad_clip=settings.grad_clip,
+                                progress_bars=settings.progress and not settings.quiet, log_epochs=settings.progress,
+                                validation_grad=True)
         header = CheckpointHeader("potential", settings, stats, settings.dtype)
         trainer = Trainer(trained, optimizer, make_step(weights), loaders[0], settings.out, config, val_data=loaders[1],
                           scheduler=scheduler, device=device, header=header)

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from equiscale.continuum.data import FluidData, load_fluid
 from equiscale.continuum.models import build_model, count_parameters, parse_group
 from equiscale.continuum.settings import TrainFluid
-from equiscale.train import (CheckpointHeader, Trainer, TrainerConfig, cleanup, inference_weights, load_checkpoint,
+from equiscale.train import (CheckpointHeader, Trainer, trainer_config, cleanup, inference_weights, load_checkpoint,
                              make_loader, setup_distributed, wrap_ddp)
 
 __all__ = ["FluidTrainConfig", "FluidWindows", "train_fluid", "split_trajectories", "transform_fields", "load_run",
@@ -204,11 +204,9 @@ def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike 
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
         step = _make_step(statistics["delta_scale"], parse_group(config.group) if config.model == "cnn-aug" else None)
-        trainer_config = TrainerConfig(max_epochs=config.max_epochs, max_time=config.max_time, patience=config.patience,
-                                       seed=config.seed, progress_bars=progress,
-                                       log_epochs=progress if epoch_lines is None else epoch_lines, grad_clip=1.0,
-                                       clock=config.clock, ema_decay=config.ema_decay)
-        trainer = Trainer(trained, optimizer, step, train_loader, out, trainer_config, val_data=val_loader,
+        options = trainer_config(config, patience=config.patience, grad_clip=1.0, progress_bars=progress,
+                                 log_epochs=progress if epoch_lines is None else epoch_lines)
+        trainer = Trainer(trained, optimizer, step, train_loader, out, options, val_data=val_loader,
                           val_step=_make_step(statistics["delta_scale"]), scheduler=scheduler, device=device,
                           extra=extra, header=header)
         summary = trainer.fit(resume=resume)

@@ -14,11 +14,12 @@ from equiscale.train.distributed import cleanup, make_loader, make_sampler, setu
 from equiscale.train.ema import WeightAverage, ema_decay_at
 from equiscale.train.progress import progress_bar, write_line
 from equiscale.train.seeding import rng_state, seed_everything, set_rng_state
-from equiscale.train.trainer import StepFn, Trainer, TrainerConfig
+from equiscale.train.trainer import StepFn, Trainer, TrainerConfig, trainer_config
 
 __all__ = [
     "Trainer",
     "TrainerConfig",
+    "trainer_config",
     "StepFn",
     "CheckpointHeader",
     "FORMAT",

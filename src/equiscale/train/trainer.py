@@ -42,7 +42,7 @@ from equiscale.train.metrics import Meter, batch_size, to_device
 from equiscale.train.progress import progress_bar, write_line
 from equiscale.train.seeding import rng_state, seed_everything, set_rng_state
 
-__all__ = ["Trainer", "TrainerConfig", "StepFn"]
+__all__ = ["Trainer", "TrainerConfig", "StepFn", "trainer_config"]
 
 StepFn = Callable[[nn.Module, Any], "tuple[Tensor, dict[str, float]]"]
 
@@ -96,6 +96,21 @@ class TrainerConfig:
             raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {self.scheduler_interval!r}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) (or None for no average), got {self.ema_decay}")
+
+
+def trainer_config(settings: Any, **overrides: Any) -> TrainerConfig:
+    """The :class:`TrainerConfig` of a train command's settings (an :class:`equiscale.settings.TrainingSettings`).
+
+    Maps the fields every train command shares: the epoch limit (``settings.max_epochs``: None
+    under a time budget without ``--epochs``), ``max_time``, ``clock``, ``seed``, ``ema_decay``, and
+    ``--quiet`` (no progress bars; the epoch lines stay). ``overrides`` set the other options
+    (``patience=``, ``grad_clip=``, ...) or replace these.
+    """
+    values = dict(max_epochs=settings.max_epochs, max_time=settings.max_time, clock=settings.clock,
+                  seed=settings.seed, ema_decay=settings.ema_decay, progress_bars=not settings.quiet,
+                  log_epochs=True)
+    values.update(overrides)
+    return TrainerConfig(**values)
 
 
 class Trainer:
