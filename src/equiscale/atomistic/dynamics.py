@@ -119,11 +119,9 @@ def energy_drift(record: EnergyRecord) -> dict[str, float]:
 
 def plot_energy(record: EnergyRecord, path: str | os.PathLike, title: str = "") -> None:
     """Potential, kinetic and total energy per atom against time (top), and the total alone (bottom)."""
-    import matplotlib
+    from equiscale.plotting import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     time_ps = record.time_fs / 1000
     per_atom = lambda e: 1000 * (e - record.total[0]) / record.atoms  # noqa: E731  meV/atom from E_total(0)
     drift = energy_drift(record)
@@ -142,7 +140,4 @@ def plot_energy(record: EnergyRecord, path: str | os.PathLike, title: str = "") 
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    tmp = f"{os.fspath(path)}.tmp.png"
-    figure.savefig(tmp, dpi=100)
-    plt.close(figure)
-    os.replace(tmp, path)
+    save_png(figure, path, dpi=100)

@@ -63,12 +63,9 @@ def error_metrics(predictions: dict[str, np.ndarray]) -> dict[str, float]:
 
 def parity_plot(predictions: dict[str, np.ndarray], path: str | os.PathLike, title: str = "") -> None:
     """Energy-per-atom and force-component parity plots side by side, saved as PNG (folders created)."""
-    import matplotlib
+    from equiscale.plotting import pyplot, save_png
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    figure, axes = pyplot().subplots(1, 2, figsize=(9, 4.2))
     for axis, key, label in ((axes[0], "energy", "energy (eV/atom)"), (axes[1], "forces", "force component (eV/A)")):
         reference, prediction = predictions[f"{key}_ref"].ravel(), predictions[key].ravel()
         known = np.isfinite(reference)
@@ -85,11 +82,7 @@ def parity_plot(predictions: dict[str, np.ndarray], path: str | os.PathLike, tit
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{os.fspath(path)}.tmp.png"
-    figure.savefig(tmp, dpi=120)
-    plt.close(figure)
-    os.replace(tmp, path)
+    save_png(figure, path, dpi=120)
 
 
 def evaluate_potential(checkpoint: str | os.PathLike, data: str | os.PathLike, plot: str | os.PathLike | None = None,

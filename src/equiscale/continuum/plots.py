@@ -1,8 +1,4 @@
-"""PNG figures of fluid rollouts (matplotlib, the ``plot`` extra; imported only when drawing).
-
-:func:`pyplot` (matplotlib on the Agg backend, or one clear line naming the extra) and
-:func:`save_png` (atomic write, figure closed) are meant for every figure module of equiscale.
-"""
+"""PNG figures of fluid rollouts (matplotlib, the ``plot`` extra; imported only when drawing)."""
 from __future__ import annotations
 
 import os
@@ -10,32 +6,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["pyplot", "save_png", "plot_rollout", "plot_error_curves", "plot_data_efficiency"]
+from equiscale.plotting import pyplot, save_png
 
-
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the non-interactive Agg backend; ValueError naming the extra if missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:  # pragma: no cover - depends on the install
-        raise ValueError("figures need matplotlib: pip install 'equiscale[plot]' (or pass --no-figures)") from error
-    return plt
-
-
-def save_png(figure: Any, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Write ``figure`` to ``path`` as PNG atomically (a temporary file, then ``os.replace``) and close it."""
-    plt = pyplot()
-    tmp = f"{os.fspath(path)}.tmp.png"
-    try:
-        figure.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(figure)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+__all__ = ["plot_rollout", "plot_error_curves", "plot_data_efficiency"]
 
 
 def plot_rollout(truth: np.ndarray, prediction: np.ndarray, steps: Sequence[int], path: str | os.PathLike,

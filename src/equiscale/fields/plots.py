@@ -1,5 +1,5 @@
-"""Figures of the field demonstrations (matplotlib through :func:`equiscale.continuum.plots.pyplot`, imported
-when a figure is drawn; written atomically by :func:`~equiscale.continuum.plots.save_png`)."""
+"""Figures of the field demonstrations (matplotlib through :func:`equiscale.plotting.pyplot`, imported
+when a figure is drawn; written atomically by :func:`~equiscale.plotting.save_png`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +13,7 @@ def plot_velocity_rollout(truth: np.ndarray, predictions: dict[str, np.ndarray],
                            streamlines: bool) -> None:
     """Rows: truth, then prediction and error of each model; columns: rollout steps. Arrays ``[T + 1, 2, R, R]``;
     speed as colour, streamlines on top (x along columns, y upwards)."""
-    from equiscale.continuum.plots import pyplot, save_png
+    from equiscale.plotting import pyplot, save_png
 
     plt = pyplot()
     rows = [("truth", truth, False)]
@@ -47,7 +47,7 @@ def plot_velocity_rollout(truth: np.ndarray, predictions: dict[str, np.ndarray],
 def plot_angles(angles: list[float], curves: dict[str, list[float]], path: Path, title: str,
                  references: tuple[str, ...] = ()) -> None:
     """Equivariance error against rotation angle (degrees), one line per model; ``references`` grey."""
-    from equiscale.continuum.plots import pyplot, save_png
+    from equiscale.plotting import pyplot, save_png
 
     plt = pyplot()
     fig, axis = plt.subplots(figsize=(6.5, 4.2))
@@ -71,7 +71,7 @@ def plot_angles(angles: list[float], curves: dict[str, list[float]], path: Path,
 
 def plot_efield_slice(rho: np.ndarray, truth: np.ndarray, predictions: dict[str, np.ndarray], path: Path) -> None:
     """The middle z-slice: the density, |E| with in-plane arrows (truth, each model) and each model's |error|."""
-    from equiscale.continuum.plots import pyplot, save_png
+    from equiscale.plotting import pyplot, save_png
 
     plt = pyplot()
     z = rho.shape[0] // 2
