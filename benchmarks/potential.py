@@ -60,7 +60,11 @@ def ours(structures, stats: dict) -> EquivariantPotential:
 
 
 # --- peers -------------------------------------------------------------------------------------
-NEQUIP_TYPES = {1: "H", 6: "C", 7: "N", 8: "O", 29: "Cu"}
+def type_name(z: int) -> str:
+    """NequIP's type name of element ``z``: its chemical symbol."""
+    from ase.data import chemical_symbols
+
+    return chemical_symbols[int(z)]
 
 
 def nequip_model(sizes: dict, parity: bool, elements: list[int], avg_num_neighbors: float, shifts=0.0, scale=1.0):
@@ -69,7 +73,7 @@ def nequip_model(sizes: dict, parity: bool, elements: list[int], avg_num_neighbo
     from nequip.utils.global_state import set_global_state
 
     set_global_state()
-    return NequIPGNNModel(seed=0, model_dtype="float32", r_max=sizes["cutoff"], type_names=[NEQUIP_TYPES[z] for z in elements],
+    return NequIPGNNModel(seed=0, model_dtype="float32", r_max=sizes["cutoff"], type_names=[type_name(z) for z in elements],
                           num_layers=sizes["layers"], l_max=sizes["lmax"], parity=parity, num_features=sizes["channels"],
                           num_bessels=sizes["num_bessel"], radial_mlp_width=sizes["radial_hidden"], avg_num_neighbors=avg_num_neighbors,
                           per_type_energy_shifts=shifts, per_type_energy_scales=scale)
@@ -97,7 +101,7 @@ def _nequip_loss(model, data, energy, forces):
 def nequip_functions(atoms, sizes: dict, parity: bool, batch: dict):
     from nequip.data import AtomicDataDict
 
-    elements = [1, 6, 7, 8]
+    elements = sorted({int(z) for a in atoms for z in a.numbers})
     model = nequip_model(sizes, parity, elements, batch["edge_index"].shape[1] / batch["positions"].shape[0])
     data = AtomicDataDict.batched_from_list(nequip_data(atoms, elements, sizes["cutoff"]))
     energy, forces = batch["energy"].double(), batch["forces"].double()
@@ -121,19 +125,19 @@ def mace_functions(atoms, sizes: dict, batch: dict):
     from mace import modules
 
     torch.set_default_dtype(torch.float32)  # undo NequIP's global float64: MACE keeps some tensors in the default dtype
-    elements = [1, 6, 7, 8]
+    elements = sorted({int(z) for z in batch["numbers"].tolist()})
     block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
     hidden = e3nn_o3.Irreps(" + ".join(f"{sizes['channels']}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(sizes["lmax"] + 1)))
     torch.manual_seed(0)
     model = modules.MACE(r_max=sizes["cutoff"], num_bessel=sizes["num_bessel"], num_polynomial_cutoff=6, max_ell=sizes["lmax"],
-                         interaction_cls=block, interaction_cls_first=block, num_interactions=sizes["layers"], num_elements=4,
-                         hidden_irreps=hidden, MLP_irreps=e3nn_o3.Irreps("16x0e"), atomic_energies=np.zeros(4),
+                         interaction_cls=block, interaction_cls_first=block, num_interactions=sizes["layers"], num_elements=len(elements),
+                         hidden_irreps=hidden, MLP_irreps=e3nn_o3.Irreps("16x0e"), atomic_energies=np.zeros(len(elements)),
                          avg_num_neighbors=batch["edge_index"].shape[1] / batch["positions"].shape[0], atomic_numbers=elements,
                          correlation=3, gate=torch.nn.functional.silu, radial_MLP=[sizes["radial_hidden"]]).float()
     species = torch.tensor([elements.index(int(z)) for z in batch["numbers"]])
     counts = batch["num_atoms"]
     edges = batch["edge_index"].shape[1]
-    data = {"positions": batch["positions"].clone(), "node_attrs": torch.nn.functional.one_hot(species, 4).float(),
+    data = {"positions": batch["positions"].clone(), "node_attrs": torch.nn.functional.one_hot(species, len(elements)).float(),
             "edge_index": batch["edge_index"], "shifts": torch.zeros(edges, 3), "unit_shifts": torch.zeros(edges, 3),
             "cell": torch.zeros(3 * len(counts), 3), "batch": batch["batch"],
             "ptr": torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])}
@@ -273,9 +277,12 @@ def train_nequip(args: argparse.Namespace) -> dict:
     train = read_structures(args.data)
     test = read_structures(args.test)
     stats = dataset_statistics(AtomicDataset(train, SIZES["cutoff"]))
-    model = nequip_model(SIZES, True, [29], stats["avg_num_neighbors"], {"Cu": stats["reference_energies"][29]}, {"Cu": stats["force_rms"]})
-    train_data = nequip_data([s.to_atoms() for s in train], [29], SIZES["cutoff"])
-    test_data = nequip_data([s.to_atoms() for s in test], [29], SIZES["cutoff"])
+    elements = list(stats["elements"])
+    shifts = {type_name(z): stats["reference_energies"][z] for z in elements}
+    scales = {type_name(z): stats["force_rms"] for z in elements}
+    model = nequip_model(SIZES, True, elements, stats["avg_num_neighbors"], shifts, scales)
+    train_data = nequip_data([s.to_atoms() for s in train], elements, SIZES["cutoff"])
+    test_data = nequip_data([s.to_atoms() for s in test], elements, SIZES["cutoff"])
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=5)
     ema = ExponentialMovingAverage(model.parameters(), decay=0.99)

@@ -185,3 +185,19 @@ def test_bond_pairs_join_each_edge_with_its_reverse(cell):
         a, b = (inverse == bond).nonzero().flatten().tolist()
         assert source[a] == target[b] and target[a] == source[b]
         torch.testing.assert_close(batch["shifts"][a], -batch["shifts"][b])
+
+
+def test_isolated_atom_features_are_cached_only_while_the_parameters_stay_the_same():
+    model = small_potential()
+    lonely = AtomicStructure([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]], [29, 29])
+    with torch.no_grad():
+        first = model.isolated_features(torch.device("cpu"))
+        assert model.isolated_features(torch.device("cpu")) is first  # cached
+        model.readout[-1].bias.add_(1.0)  # an in-place change invalidates the cache
+        second = model.isolated_features(torch.device("cpu"))
+    assert second is not first and torch.allclose(second, first + 1.0)
+    # isolated atoms keep their reference energy after the change (the cache followed it)
+    out = predict(model, lonely)
+    assert torch.allclose(out["atomic_energies"], torch.full((2,), -0.3, dtype=torch.float64), atol=1e-12)
+    model.train()  # with gradients to the parameters nothing is cached
+    assert model.isolated_features(torch.device("cpu")).requires_grad

@@ -215,6 +215,26 @@ class EquivariantPotential(nn.Module):
             x = layer(x, sh, lengths, edge_index, pairs)
         return self.readout(x).squeeze(-1)
 
+    def isolated_features(self, device: torch.device) -> torch.Tensor:
+        """Readout ``u(h_iso(Z))`` of an isolated atom of each element ``(num_elements,)``.
+
+        Computed from the parameters; when no gradient to them is wanted (inference, or
+        parameters frozen as in the ASE calculator) the result is cached until a parameter
+        changes (in place or replaced), its dtype or its device does.
+        """
+        parameters = list(self.parameters())
+        needs_graph = torch.is_grad_enabled() and any(p.requires_grad for p in parameters)
+        key = (device, tuple((id(p), p._version, p.dtype, p.device) for p in parameters))
+        cached = getattr(self, "_isolated_cache", None)
+        if not needs_graph and cached is not None and cached[0] == key:
+            return cached[1]
+        features = self._features(torch.arange(len(self.elements), device=device), None, None, None)
+        if needs_graph:
+            self._isolated_cache = None
+            return features
+        self._isolated_cache = (key, features.detach())
+        return self._isolated_cache[1]
+
     def atomic_energies(self, batch: dict[str, torch.Tensor], vectors: torch.Tensor) -> torch.Tensor:
         """Per-atom energies ``(N,)`` in eV from the batch and its bond vectors ``(E, 3)``."""
         species = self.species(batch["numbers"])
@@ -223,7 +243,7 @@ class EquivariantPotential(nn.Module):
         edge_index = batch["edge_index"] if batch["edge_index"].shape[1] else None  # no bond: no message
         pairs = bond_pairs(edge_index, batch["shifts"]) if edge_index is not None else None
         raw = self._features(species, sh, lengths, edge_index, pairs)
-        isolated = self._features(torch.arange(len(self.elements), device=species.device), None, None, None)
+        isolated = self.isolated_features(species.device)
         reference = self.reference.to(raw.dtype)
         return self.energy_scale * (raw - isolated.index_select(0, species)) + reference.index_select(0, species)
 
