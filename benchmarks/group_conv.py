@@ -26,6 +26,7 @@ import time
 from typing import Callable
 
 import torch
+from _common import gaussian_blobs, load_average, plane_points
 
 from equiscale.groups import C
 from equiscale.nn.grids import GroupConv2d, LiftingConv2d
@@ -108,7 +109,7 @@ def benchmark_speed(args: argparse.Namespace) -> None:
 
     print(f"\nC(4), {args.fields} -> {args.fields} regular fields ({channels} channels), kernel {args.kernel}, "
           f"batch {args.batch}, {args.size}x{args.size}, float32, {torch.get_num_threads()} threads, "
-          f"{args.repeats} interleaved repeats of {args.iterations} calls; load average {_load()}")
+          f"{args.repeats} interleaved repeats of {args.iterations} calls; load average {load_average()}")
     print(f"dense conv forward: {flop / 1e9:.2f} GFLOP\n")
     print("| mode | implementation | median (ms) | min (ms) | median vs Conv2d | min vs Conv2d | min vs escnn | GFLOP/s (min) |")
     print("|---|---|---|---|---|---|---|---|")
@@ -121,21 +122,6 @@ def benchmark_speed(args: argparse.Namespace) -> None:
             print(f"| {mode} | {name} | {statistics.median(t) * 1e3:.1f} | {min(t) * 1e3:.1f} | "
                   f"{statistics.median(t) / statistics.median(plain):.2f}x | {min(t) / min(plain):.2f}x | "
                   f"{min(t) / min(escnn):.2f}x | {work / min(t) / 1e9:.0f} |")
-
-
-def _load() -> str:
-    try:
-        with open("/proc/loadavg") as file:
-            return file.read().split()[0]
-    except OSError:
-        return "unknown"
-
-
-def _blobs(centres: torch.Tensor, amplitudes: torch.Tensor, size: int, width: float) -> torch.Tensor:
-    c = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    y, x = torch.meshgrid(c, c, indexing="ij")
-    field = sum(a * torch.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * width**2)) for (cx, cy), a in zip(centres, amplitudes))
-    return field[None, None]
 
 
 def centre_error(call, n: int, steps: int, width: float, trials: int, size: int = 33, direction: int = 1) -> float:
@@ -152,8 +138,9 @@ def centre_error(call, n: int, steps: int, width: float, trials: int, size: int 
         for _ in range(trials):
             centres = torch.randn(6, 2, dtype=torch.float64, generator=generator) * 4
             amplitudes = torch.randn(6, dtype=torch.float64, generator=generator)
-            y = call(_blobs(centres, amplitudes, size, width))  # (1, C, n, H, W)
-            moved = call(_blobs(centres @ rotation.T, amplitudes, size, width))
+            points = plane_points(size)
+            y = call(gaussian_blobs(points, centres, amplitudes, width))  # (1, C, n, H, W)
+            moved = call(gaussian_blobs(points, centres @ rotation.T, amplitudes, width))
             c = size // 2
             expected = torch.roll(y[..., c, c], direction * steps, dims=2)
             worst = max(worst, float((moved[..., c, c] - expected).abs().max() / y.abs().max()))

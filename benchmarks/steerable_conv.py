@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from _common import gaussian_blobs, load_average
 
 from equiscale.groups import SO2, SO3, C, direct_sum
 from equiscale.kernels import kernel_basis
@@ -344,7 +345,7 @@ def _spawn(args: argparse.Namespace, what: str, case: str, cache_dir: str | None
 
 def benchmark_construction(args: argparse.Namespace) -> None:
     print(f"\n### Construction time, fresh process each (imports not timed), {args.threads} thread(s); "
-          f"load average {_load()}\n")
+          f"load average {load_average()}\n")
     print("| case | equiscale 1st (s) | equiscale 2nd (s) | escnn gspace+types (s) | escnn 1st, empty disk cache (s) | "
           "escnn 1st, warm disk cache (s) | escnn 2nd in-process (s) | escnn/ours, empty cache | escnn/ours, warm cache |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -359,7 +360,7 @@ def benchmark_construction(args: argparse.Namespace) -> None:
         print(f"| {case} | {ours['first_s']:.3f} | {ours['second_s']:.3f} | {cold['types_s']:.3f} | "
               f"{cold['first_s']:.2f} | {warm['first_s']:.2f} | {warm['second_s']:.3f} | "
               f"{cold['first_s'] / ours['first_s']:.0f}x | {warm['first_s'] / ours['first_s']:.0f}x |")
-    print(f"\n### equiscale.kernels.kernel_basis alone (kernel 5), fresh process; load average {_load()}\n")
+    print(f"\n### equiscale.kernels.kernel_basis alone (kernel 5), fresh process; load average {load_average()}\n")
     print("| basis | kernels | 1st call (s) | 2nd call (s) | on_grid(5) (s) |")
     print("|---|---|---|---|---|")
     a = _spawn(args, "basis", "A")
@@ -386,27 +387,12 @@ def escnn_disk_cache() -> None:
 
 
 # --- accuracy -------------------------------------------------------------------------------------
-def _load() -> str:
-    try:
-        with open("/proc/loadavg") as file:
-            return file.read().split()[0]
-    except OSError:
-        return "unknown"
-
-
 def _grid(size: int, dims: int, frame: torch.Tensor) -> torch.Tensor:
     """Library coordinates of the grid points: ``frame @ (W, H[, D]) offsets``, shape ``(size,)*dims + (dims,)``."""
     c = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     axes = torch.meshgrid(*([c] * dims), indexing="ij")  # array order (D,) H, W
     array_xyz = torch.stack([axes[dims - 1 - i] for i in range(dims)], -1)  # (W, H[, D])
     return array_xyz @ frame.T
-
-
-def _blobs(points: torch.Tensor, centres: torch.Tensor, amplitudes: torch.Tensor, width: float) -> torch.Tensor:
-    """``sum_i amplitudes[i] exp(-|p - c_i|^2 / 2 w^2)``, shape ``(1, channels, *grid)``."""
-    d2 = ((points[..., None, :] - centres) ** 2).sum(-1)  # (*grid, blobs)
-    field_ = torch.exp(-d2 / (2 * width**2)) @ amplitudes  # (*grid, channels)
-    return field_.movedim(-1, 0)[None]
 
 
 @dataclass
@@ -434,8 +420,8 @@ def centre_error(lib: Equivariance, g: Any, width: float, trials: int, size: int
         for _ in range(trials):
             centres = torch.randn(6, dims, dtype=torch.float64, generator=generator) * spread
             amplitudes = torch.randn(6, lib.channels_in, dtype=torch.float64, generator=generator)
-            y = lib.call(_blobs(points, centres, amplitudes, width).to(dtype))[centre].double()
-            moved = lib.call(_blobs(points, centres @ a.T, amplitudes @ r_in.T, width).to(dtype))[centre].double()
+            y = lib.call(gaussian_blobs(points, centres, amplitudes, width).to(dtype))[centre].double()
+            moved = lib.call(gaussian_blobs(points, centres @ a.T, amplitudes @ r_in.T, width).to(dtype))[centre].double()
             diff = moved - r_out @ y
             for kind, channels in lib.kinds.items():
                 worst[kind] = max(worst[kind], float(diff[channels].norm() / y[channels].norm()))
@@ -568,14 +554,14 @@ def main() -> None:
     if enn is None:
         print("escnn not installed: its rows are skipped (see the module docstring)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs; "
-          f"load average {_load()}")
+          f"load average {load_average()}")
     if not args.no_speed:
         cases = []
         for key in args.cases.split(","):
-            load = _load()
+            load = load_average()
             case = build_case(key, args)
             results = benchmark_speed(case, args)
-            print_speed(case, results, args, (load, _load()))
+            print_speed(case, results, args, (load, load_average()))
             cases.append(case)
         print_parameters(cases)
     if not args.no_construction:
@@ -583,7 +569,7 @@ def main() -> None:
     if args.accuracy:
         benchmark_accuracy(args)
     escnn_disk_cache()
-    print(f"\nload average at the end: {_load()}")
+    print(f"\nload average at the end: {load_average()}")
 
 
 if __name__ == "__main__":
