@@ -8,6 +8,10 @@ one after the other (e3nn's ``mul_ir`` order).
 
 Matrices are float64-accurate for float64 inputs (see ``equiscale.o3._wigner``), never pass
 through Euler angles when a matrix is given, and are differentiable.
+
+Why this file is past ~400 lines: ``Irrep`` and ``Irreps`` are one concept (an irreps string is a
+tuple of irreps) and mirror e3nn's one-module API method for method, so that code ports by changing
+imports; splitting them would scatter that vocabulary.
 """
 from __future__ import annotations
 
