@@ -204,3 +204,38 @@ def test_wrong_checkpoint_kind_is_named(tmp_path, fluid_file, capsys):
     torch.save({"model": {}, "header": CheckpointHeader("potential").as_dict()}, tmp_path / "potential.pt")
     err = _one_line_error(capsys, ["evaluate", "fluid", tmp_path / "potential.pt", "--data", fluid_file])
     assert "holds a 'potential' checkpoint, not a 'fluid' one" in err
+
+
+LOUD_APPLICATION = '''
+import sys
+from dataclasses import dataclass
+from equiscale import cli
+from equiscale.applications import Application, Command
+from equiscale.settings import Settings, setting
+
+@dataclass
+class Loud(Settings):
+    lines: int = setting(200000, help="lines to print")
+
+def run(settings):
+    for i in range(settings.lines):
+        print(f"line {i}")
+    return 0
+
+APP = Application("loud", "prints a lot", commands=(Command("data", "loud", Loud, run="loud:run", help="print"),))
+if __name__ == "__main__":
+    sys.exit(cli.main(["data", "loud"], applications=[APP]))
+'''
+
+
+def test_a_closed_standard_output_ends_quietly(tmp_path):
+    """`equiscale ... | head`: the reader closing the pipe is a normal way to stop, not an error."""
+    import subprocess
+    import sys
+
+    (tmp_path / "loud.py").write_text(LOUD_APPLICATION)
+    process = subprocess.Popen([sys.executable, "loud.py"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline() == b"line 0\n"
+    process.stdout.close()  # like `head -1`
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0 and err == "", err
