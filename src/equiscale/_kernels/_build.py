@@ -22,8 +22,22 @@ CSRC = Path(__file__).resolve().parent / "csrc"
 # Portable flags: the cache directory may be shared between machines of different CPU models.
 # Threads come from at::parallel_for (torch's own OpenMP pool, so torch.set_num_threads applies);
 # -fopenmp also enables the `#pragma omp simd` hints. libgomp is the one torch already loaded.
-EXTRA_CFLAGS: List[str] = ["-O3", "-fopenmp", "-fno-math-errno"]
+# -fno-trapping-math lets the compiler turn branches (max, clamps) into SIMD selects.
+EXTRA_CFLAGS: List[str] = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 EXTRA_LDFLAGS: List[str] = ["-fopenmp"]
+
+
+def simd_flags() -> List[str]:
+    """AVX2 + FMA where torch itself dispatches to AVX2 or AVX-512 kernels (measured: the harmonics
+    run about 1.3x faster than with the x86-64 baseline, SSE2). The flags are part of the cache
+    directory's name, so a machine without them never loads a binary built with them."""
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")()
+    return ["-mavx2", "-mfma"] if capability in ("AVX2", "AVX512") else []
+
+
+def cflags() -> List[str]:
+    """The compiler flags of this machine's build."""
+    return EXTRA_CFLAGS + simd_flags()
 
 
 def sources() -> List[str]:
@@ -37,7 +51,7 @@ def build_directory() -> Path:
     if root:
         return Path(root)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    tag = hashlib.sha1(" ".join(EXTRA_CFLAGS + EXTRA_LDFLAGS).encode()).hexdigest()[:8]
+    tag = hashlib.sha1(" ".join(cflags() + EXTRA_LDFLAGS).encode()).hexdigest()[:8]
     return cache / "equiscale" / "kernels" / f"{torch.__version__}-{tag}"
 
 
@@ -56,7 +70,7 @@ def build(verbose: bool = False) -> None:
         raise RuntimeError("ninja not found")
     directory = build_directory()
     directory.mkdir(parents=True, exist_ok=True)
-    cpp_extension.load(name="equiscale_kernels", sources=files, extra_cflags=EXTRA_CFLAGS,
+    cpp_extension.load(name="equiscale_kernels", sources=files, extra_cflags=cflags(),
                        extra_ldflags=EXTRA_LDFLAGS, build_directory=str(directory),
                        is_python_module=False, verbose=verbose)
 

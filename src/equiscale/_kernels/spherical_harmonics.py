@@ -75,8 +75,11 @@ def _backward_of_backward(ctx, ggx: torch.Tensor):
         gd = grad.detach().requires_grad_(True)
         xd = x.detach().requires_grad_(True)
         y = spherical_harmonics_plain(list(range(lmax + 1)), xd, normalize, normalization)
-        (gx,) = torch.autograd.grad(y, xd, gd, create_graph=True)
-        d_grad, d_x = torch.autograd.grad(gx, (gd, xd), ggx, create_graph=create_graph, allow_unused=True)
+        d_grad = d_x = None
+        if y.requires_grad:  # not for lmax = 0 (a constant)
+            (gx,) = torch.autograd.grad(y, xd, gd, create_graph=True, allow_unused=True)
+            if gx is not None and gx.requires_grad:
+                d_grad, d_x = torch.autograd.grad(gx, (gd, xd), ggx, create_graph=create_graph, allow_unused=True)
     d_grad = torch.zeros_like(grad) if d_grad is None else d_grad
     d_x = torch.zeros_like(x) if d_x is None else d_x
     return d_grad, d_x, None, None, None

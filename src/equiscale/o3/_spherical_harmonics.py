@@ -9,11 +9,14 @@ phase), plus:
   or changed;
 * ``normalize=True`` maps a zero vector to ``x / 1e-12`` exactly as ``torch.nn.functional.normalize``
   (as e3nn does): finite values (``Y^0`` only) and finite gradients, never NaN;
-* one eager kernel for every degree (:mod:`equiscale.o3._sh_fast`): a stable recurrence run as
-  one fused multiply-add per harmonic on component-major rows, with a hand-written backward;
-  second derivatives go through autograd of the plain-op recurrence
-  (:mod:`equiscale.o3._sh_recurrence`), which is also what ``torch.compile`` traces and fuses
-  (opt-in: compile the caller; the eager kernel is opaque to dynamo).
+* on CPU, the compiled kernel (:mod:`equiscale._kernels.spherical_harmonics`, one pass over the
+  points writing each row once, compiled backward, double backward through the plain ops; a
+  custom operator that ``torch.compile`` traces through);
+* elsewhere, or without a compiler (or with ``EQUISCALE_KERNELS=off``), the PyTorch path: one
+  eager kernel for every degree (:mod:`equiscale.o3._sh_fast`), a stable recurrence run as one
+  fused multiply-add per harmonic on component-major rows, with a hand-written backward; second
+  derivatives go through autograd of the plain-op recurrence (:mod:`equiscale.o3._sh_recurrence`),
+  which is also what ``torch.compile`` traces and fuses.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from equiscale import _kernels
+from equiscale._kernels import spherical_harmonics as _sh_kernel
 from equiscale.o3._sh_coefficients import NORMALIZATIONS
 from equiscale.o3._sh_fast import spherical_harmonics_kernel
 from equiscale.o3._sh_recurrence import spherical_harmonics_plain
@@ -116,7 +121,9 @@ def _evaluate(ls: Sequence[int], x: torch.Tensor, normalize: bool, normalization
     low_precision = work.dtype in (torch.float16, torch.bfloat16)
     if low_precision:
         work = work.float()
-    if _is_compiling():  # traced by torch.compile: plain ops, which inductor fuses
+    if _kernels.use_kernels(work):  # compiled kernel (also what torch.compile traces on CPU)
+        out = _sh_kernel.spherical_harmonics(ls, work, normalize, normalization)
+    elif _is_compiling():  # traced by torch.compile: plain ops, which inductor fuses
         out = spherical_harmonics_plain(ls, work, normalize, normalization)
     else:
         out = spherical_harmonics_kernel(tuple(ls), work, normalize, normalization)

@@ -16,6 +16,10 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -71,16 +75,25 @@ int64_t block_points(int rows) {
 template <typename T>
 void load_points(const T* x, int64_t s0, int64_t s1, int64_t n, bool normalize, T* X, T* Y, T* Z, T* r2,
                  T* inv) {
-  for (int64_t p = 0; p < n; ++p) {
-    X[p] = x[p * s0];
-    Y[p] = x[p * s0 + s1];
-    Z[p] = x[p * s0 + 2 * s1];
+  if (s0 == 3 && s1 == 1) {  // contiguous rows: constant strides, which the compiler vectorizes
+#pragma omp simd
+    for (int64_t p = 0; p < n; ++p) {
+      X[p] = x[3 * p];
+      Y[p] = x[3 * p + 1];
+      Z[p] = x[3 * p + 2];
+    }
+  } else {
+    for (int64_t p = 0; p < n; ++p) {
+      X[p] = x[p * s0];
+      Y[p] = x[p * s0 + s1];
+      Z[p] = x[p * s0 + 2 * s1];
+    }
   }
   if (normalize) {
 #pragma omp simd
     for (int64_t p = 0; p < n; ++p) {
       const T norm = std::sqrt(X[p] * X[p] + Y[p] * Y[p] + Z[p] * Z[p]);
-      const T i = T(1) / std::max(norm, T(kEps));
+      const T i = T(1) / (norm > T(kEps) ? norm : T(kEps));  // a ternary vectorizes (max)
       inv[p] = i;
       X[p] *= i;
       Y[p] *= i;
@@ -189,6 +202,70 @@ void adjoint(T* G, const T* R, int64_t B, int64_t n, const T* X, const T* Y, con
   }
 }
 
+// o[p * D + d] = R[d * B + p] * scale[d] for the block's nb points (the transposing write).
+template <typename T>
+void write_rows(const T* R, int64_t B, int64_t nb, int D, const T* scale, T* o) {
+  for (int64_t p = 0; p < nb; ++p)
+    for (int d = 0; d < D; ++d) o[p * D + d] = R[d * B + p] * scale[d];
+}
+
+// G[d * B + p] = g[p * g0 + d * g1] * scale[d] (the transposing read of dL/dY).
+template <typename T>
+void read_rows(const T* g, int64_t g0, int64_t g1, int64_t B, int64_t nb, int D, const T* scale, T* G) {
+  for (int64_t p = 0; p < nb; ++p)
+    for (int d = 0; d < D; ++d) G[d * B + p] = g[p * g0 + d * g1] * scale[d];
+}
+
+#if defined(__SSE2__)
+// float32: 4 x 4 tiles transposed in registers (SSE is in every x86-64), 4x fewer memory ops.
+template <>
+void write_rows<float>(const float* R, int64_t B, int64_t nb, int D, const float* scale, float* o) {
+  int64_t p = 0;
+  for (; p + 4 <= nb; p += 4) {
+    int d = 0;
+    for (; d + 4 <= D; d += 4) {
+      __m128 r0 = _mm_mul_ps(_mm_loadu_ps(R + d * B + p), _mm_set1_ps(scale[d]));
+      __m128 r1 = _mm_mul_ps(_mm_loadu_ps(R + (d + 1) * B + p), _mm_set1_ps(scale[d + 1]));
+      __m128 r2 = _mm_mul_ps(_mm_loadu_ps(R + (d + 2) * B + p), _mm_set1_ps(scale[d + 2]));
+      __m128 r3 = _mm_mul_ps(_mm_loadu_ps(R + (d + 3) * B + p), _mm_set1_ps(scale[d + 3]));
+      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+      _mm_storeu_ps(o + p * D + d, r0);
+      _mm_storeu_ps(o + (p + 1) * D + d, r1);
+      _mm_storeu_ps(o + (p + 2) * D + d, r2);
+      _mm_storeu_ps(o + (p + 3) * D + d, r3);
+    }
+    for (; d < D; ++d)
+      for (int q = 0; q < 4; ++q) o[(p + q) * D + d] = R[d * B + p + q] * scale[d];
+  }
+  for (; p < nb; ++p)
+    for (int d = 0; d < D; ++d) o[p * D + d] = R[d * B + p] * scale[d];
+}
+
+template <>
+void read_rows<float>(const float* g, int64_t g0, int64_t g1, int64_t B, int64_t nb, int D, const float* scale,
+                      float* G) {
+  int64_t p = 0;
+  if (g1 == 1) {
+    for (; p + 4 <= nb; p += 4) {
+      int d = 0;
+      for (; d + 4 <= D; d += 4) {
+        __m128 r0 = _mm_loadu_ps(g + p * g0 + d), r1 = _mm_loadu_ps(g + (p + 1) * g0 + d);
+        __m128 r2 = _mm_loadu_ps(g + (p + 2) * g0 + d), r3 = _mm_loadu_ps(g + (p + 3) * g0 + d);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(G + d * B + p, _mm_mul_ps(r0, _mm_set1_ps(scale[d])));
+        _mm_storeu_ps(G + (d + 1) * B + p, _mm_mul_ps(r1, _mm_set1_ps(scale[d + 1])));
+        _mm_storeu_ps(G + (d + 2) * B + p, _mm_mul_ps(r2, _mm_set1_ps(scale[d + 2])));
+        _mm_storeu_ps(G + (d + 3) * B + p, _mm_mul_ps(r3, _mm_set1_ps(scale[d + 3])));
+      }
+      for (; d < D; ++d)
+        for (int q = 0; q < 4; ++q) G[d * B + p + q] = g[(p + q) * g0 + d] * scale[d];
+    }
+  }
+  for (; p < nb; ++p)
+    for (int d = 0; d < D; ++d) G[d * B + p] = g[p * g0 + d * g1] * scale[d];
+}
+#endif
+
 template <typename T, int L>
 void forward_range(const T* x, int64_t s0, int64_t s1, T* out, int64_t n, int lmax_rt, bool normalize,
                    const T* v, const T* scale, int64_t begin, int64_t end, int64_t B) {
@@ -200,9 +277,7 @@ void forward_range(const T* x, int64_t s0, int64_t s1, T* out, int64_t n, int lm
     const int64_t p0 = block * B, nb = std::min(B, n - p0);
     load_points(x + p0 * s0, s0, s1, nb, normalize, X, Y, Z, r2, inv);
     rows<T, L>(R, B, nb, X, Y, Z, r2, v, lmax);
-    T* o = out + p0 * D;
-    for (int64_t p = 0; p < nb; ++p)
-      for (int d = 0; d < D; ++d) o[p * D + d] = R[d * B + p] * scale[d];
+    write_rows<T>(R, B, nb, D, scale, out + p0 * D);
   }
 }
 
@@ -218,9 +293,7 @@ void backward_range(const T* x, int64_t s0, int64_t s1, const T* grad, int64_t g
     const int64_t p0 = block * B, nb = std::min(B, n - p0);
     load_points(x + p0 * s0, s0, s1, nb, normalize, X, Y, Z, r2, inv);
     rows<T, L>(R, B, nb, X, Y, Z, r2, v, lmax);
-    const T* g = grad + p0 * g0;
-    for (int64_t p = 0; p < nb; ++p)
-      for (int d = 0; d < D; ++d) G[d * B + p] = g[p * g0 + d * g1] * scale[d];
+    read_rows<T>(grad + p0 * g0, g0, g1, B, nb, D, scale, G);
     adjoint<T, L>(G, R, B, nb, X, Y, Z, r2, v, lmax, gX, gY, gZ, gr2);
     T* o = gx + p0 * 3;
     for (int64_t p = 0; p < nb; ++p) {
