@@ -4,14 +4,20 @@ Graph: 32 molecules of 20 atoms, each drawn uniformly in a 4 A box, boxes 100 A 
 the cutoff is chosen so that the radius graph has about 9,000 edges. Features 32x0e+32x1o+32x2e in
 and out, spherical harmonics 0e+1o+2e, 8 Bessel functions, radial MLP 8 -> 64 -> 64 -> weights.
 
-Three versions run interleaved in one process on the same inputs, with the same weights:
-  ours/fused  equiscale MessagePassing, gather -> TP -> scatter kernel (the default),
+Versions run interleaved in one process on the same inputs, with the same weights:
+  ours/fused  equiscale MessagePassing, the compiled gather -> TP -> scatter kernel (the default),
+  ours/torch  the same fused step in plain torch (the fallback without a compiler),
   ours/tp     the same block through o3.TensorProduct on per-edge tensors (fused=False),
   e3nn        spherical_harmonics, TensorProduct (uvu), FullyConnectedNet and Linear from e3nn.
 Timed: the forward pass (no grad) and forward + backward (gradients of sum(out^2) with respect
-to features, positions and all parameters), median wall-clock time over rounds.
+to features, positions and all parameters), median wall-clock time over rounds. Then the `uvu`
+product alone (gather -> TP -> scatter on given harmonics and weights, gradients to features,
+harmonics and weights): the compiled kernel against e3nn's TensorProduct + index_add.
 
-    python benchmarks/message_passing.py [--repeats 15] [--threads N]
+``--memory`` also runs one forward + backward of each block in a fresh process and prints the
+growth of its peak resident memory (ru_maxrss) over the inputs: the training-step memory.
+
+    python benchmarks/message_passing.py [--repeats 15] [--threads N] [--memory]
 """
 from __future__ import annotations
 
@@ -88,6 +94,18 @@ def floor(block: MessagePassing, num_nodes: int, num_edges: int) -> tuple[float,
     return (mlp + tp + linear) / 1e9, moved / 1e6
 
 
+def product_floor(block: MessagePassing, num_nodes: int, num_edges: int) -> tuple[float, float]:
+    """(GFLOP, MB) of the `uvu` product forward alone: the dense per-edge work of the kernel
+    (coupling M = C.Y, M @ x per channel, the weight) and the bytes it must read and write."""
+    flop = 0
+    for i1, i2, i_out, *_ in block.instructions:
+        (mul, ir1), (_, ir3) = block.irreps_node_in[i1], block.irreps_mid[i_out]
+        flop += 2 * num_edges * mul * (ir1.dim * ir3.dim + ir3.dim)
+    moved = 4 * (num_nodes * (block.irreps_node_in.dim + block.irreps_mid.dim)
+                 + num_edges * (2 + block.irreps_edge_attr.dim + block.weight_numel))
+    return flop / 1e9, moved / 1e6
+
+
 def time_it(fn) -> tuple[float, float]:
     """(wall-clock ms, CPU ms of this process) of one call."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -99,9 +117,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="rounds; each times every version once")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--memory", action="store_true", help="also measure the training-step memory of each version")
+    parser.add_argument("--peak", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.peak:
+        return peak(args.peak)
 
     pos, edge_index, cutoff = make_graph()
     num_nodes, num_edges = pos.shape[0], edge_index.shape[1]
@@ -120,10 +142,15 @@ def main() -> None:
             return model(x, pos, edge_index)
         return call
 
-    versions = {"ours/fused": run(ours, True), "ours/tp": run(ours, False), "e3nn": run(theirs)}
+    def use_torch(compiled):
+        ours.kernel.compiled = compiled
+
+    versions = {"ours/fused": run(ours, True), "ours/torch": run(ours, True), "ours/tp": run(ours, False), "e3nn": run(theirs)}
+    switch = {"ours/fused": lambda: use_torch(True), "ours/torch": lambda: use_torch(False)}
     with torch.no_grad():
         reference = versions["e3nn"]()
         for name, call in versions.items():
+            switch.get(name, lambda: None)()
             error = float((call() - reference).abs().max() / reference.abs().max())
             print(f"  {name:11s} max |out - e3nn| / max |e3nn| = {error:.1e}")
 
@@ -136,16 +163,19 @@ def main() -> None:
             model(xg, pg, edge_index).pow(2).sum().backward()
         return step
 
-    steps = {"ours/fused": train_step(ours, True), "ours/tp": train_step(ours, False), "e3nn": train_step(theirs)}
+    steps = {"ours/fused": train_step(ours, True), "ours/torch": train_step(ours, True), "ours/tp": train_step(ours, False),
+             "e3nn": train_step(theirs)}
     forward = {name: [] for name in versions}
     backward = {name: [] for name in versions}
     for _ in range(2):  # warm up
         for name in versions:
+            switch.get(name, lambda: None)()
             with torch.no_grad():
                 versions[name]()
             steps[name]()
     for _ in range(args.repeats):
         for name in versions:
+            switch.get(name, lambda: None)()
             with torch.no_grad():
                 forward[name].append(time_it(versions[name]))
             backward[name].append(time_it(steps[name]))
@@ -159,6 +189,84 @@ def main() -> None:
         b_wall, b_cpu = (statistics.median(t[k] for t in backward[name]) for k in (0, 1))
         ratios = (base[0] / f_wall, base[2] / b_wall, base[1] / f_cpu, base[3] / b_cpu)
         print(f"{name:12s} {f_wall:8.1f} {b_wall:8.1f} {f_cpu:8.1f} {b_cpu:8.1f}   " + "  ".join(f"{r:5.2f}x" for r in ratios))
+    use_torch(True)
+    product(ours, theirs, x, pos, edge_index, args.repeats)
+    if args.memory:
+        memory()
+
+
+def product(ours: MessagePassing, theirs: "E3nnBlock", x: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor, repeats: int) -> None:
+    """The `uvu` product alone: compiled kernel vs e3nn TensorProduct + index_add, same inputs."""
+    num_nodes, num_edges = x.shape[0], edge_index.shape[1]
+    vectors = pos[edge_index[0]] - pos[edge_index[1]]
+    sh = o3.spherical_harmonics(ours.irreps_edge_attr, vectors, True, normalization="component")
+    with torch.no_grad():
+        weights = ours.edge_weights(vectors.norm(dim=-1))
+    inputs = [t.clone().requires_grad_(True) for t in (x, sh, weights)]
+    source, target = edge_index
+
+    def kernel(a, b, c):
+        return ours.kernel(a, b, c, edge_index, num_nodes)
+
+    def e3nn(a, b, c):
+        messages = theirs.tp(a[source], b, c)
+        return torch.zeros(num_nodes, messages.shape[1], dtype=a.dtype).index_add(0, target, messages)
+
+    contenders = {"kernel": kernel, "e3nn": e3nn}
+    with torch.no_grad():
+        error = float((kernel(*inputs) - e3nn(*inputs)).abs().max() / e3nn(*inputs).abs().max())
+    times = {name: ([], []) for name in contenders}
+    for round_ in range(repeats + 2):
+        for name, fn in contenders.items():
+            with torch.no_grad():
+                forward = time_it(lambda: fn(*inputs))
+            both = time_it(lambda: torch.autograd.grad(fn(*inputs).pow(2).sum(), inputs))
+            if round_ >= 2:
+                times[name][0].append(forward)
+                times[name][1].append(both)
+    gflop, megabytes = product_floor(ours, num_nodes, num_edges)
+    print(f"uvu product alone (gather -> TP -> scatter, {num_edges} edges; kernel vs e3nn max rel. diff {error:.1e});"
+          f" floor {gflop:.3f} GFLOP, {megabytes:.0f} MB forward")
+    print(f"{'version':12s} {'fwd ms':>8s} {'f+b ms':>8s} {'fwd cpu':>8s} {'f+b cpu':>8s}   e3nn/version (wall fwd, f+b; cpu fwd, f+b)  fwd GFLOP/s, GB/s")
+    base = [statistics.median(t[k] for t in times["e3nn"][j]) for j in (0, 1) for k in (0, 1)]
+    for name in contenders:
+        f_wall, f_cpu = (statistics.median(t[k] for t in times[name][0]) for k in (0, 1))
+        b_wall, b_cpu = (statistics.median(t[k] for t in times[name][1]) for k in (0, 1))
+        ratios = (base[0] / f_wall, base[2] / b_wall, base[1] / f_cpu, base[3] / b_cpu)
+        print(f"{name:12s} {f_wall:8.2f} {b_wall:8.2f} {f_cpu:8.2f} {b_cpu:8.2f}   " + "  ".join(f"{r:6.2f}x" for r in ratios)
+              + f"   {gflop / f_wall * 1e3:6.1f} {megabytes / f_wall:6.1f}")
+
+
+def memory() -> None:
+    """Peak-RSS growth of one forward + backward of each block, each in a fresh process."""
+    import subprocess
+    import sys
+
+    print("training-step memory: growth of peak RSS over the inputs, one fresh process per version")
+    for name in ("ours/fused", "ours/torch", "ours/tp", "e3nn"):
+        out = subprocess.run([sys.executable, __file__, "--peak", name, "--threads", str(torch.get_num_threads())],
+                             capture_output=True, text=True, check=True)
+        print(f"  {name:12s} {out.stdout.strip()}")
+
+
+def peak(name: str) -> None:
+    """Print the peak-RSS growth (MB) of one forward + backward of version ``name``."""
+    import resource
+
+    pos, edge_index, cutoff = make_graph()
+    torch.manual_seed(0)
+    ours = MessagePassing(IRREPS, IRREPS, SH, num_radial_basis=NUM_BASIS, radial_hidden=HIDDEN,
+                          avg_num_neighbors=edge_index.shape[1] / pos.shape[0], cutoff=cutoff, fused=name != "ours/tp")
+    ours.kernel.compiled = name != "ours/torch"
+    model = E3nnBlock(ours) if name == "e3nn" else ours
+    x = torch.randn(pos.shape[0], ours.irreps_node_in.dim, requires_grad=True)
+    pg = pos.clone().requires_grad_(True)
+    small = torch.zeros(2, ours.irreps_node_in.dim, requires_grad=True)  # load every code path once, outside the measurement
+    model(small, pos[:2].clone().requires_grad_(True), torch.tensor([[0], [1]])).pow(2).sum().backward()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    model(x, pg, edge_index).pow(2).sum().backward()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{(after - before) / 1024:7.1f} MB")
 
 
 if __name__ == "__main__":

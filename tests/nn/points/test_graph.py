@@ -78,3 +78,16 @@ def test_rejects_bad_input():
         radius_graph(torch.zeros(3, 3), -1.0)
     with pytest.raises(ValueError, match="max_num_neighbors"):
         radius_graph(torch.zeros(3, 3), 1.0, max_num_neighbors=0)
+
+
+def test_edge_pairs_group_each_edge_with_its_reverse():
+    from equiscale.nn.points import edge_pairs
+
+    edges = torch.tensor([[0, 1, 2, 1, 3, 0], [1, 0, 1, 2, 0, 2]])  # 3 -> 0 and 0 -> 2 have no reverse
+    representative, inverse = edge_pairs(edges, 4)
+    assert representative.shape == (4,) and inverse.shape == (6,)
+    assert inverse[0] == inverse[1] and inverse[2] == inverse[3] and len(set(inverse.tolist())) == 4
+    pair = lambda e: frozenset(edges[:, e].tolist())  # noqa: E731
+    assert all(pair(int(representative[inverse[e]])) == pair(e) for e in range(6))
+    empty = edge_pairs(torch.zeros(2, 0, dtype=torch.long), 3)
+    assert empty[0].shape == (0,) and empty[1].shape == (0,)

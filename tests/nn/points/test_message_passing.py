@@ -206,3 +206,19 @@ def test_edge_weights_of_bond_pairs_are_copied_to_both_directions(generator):
     pairs = (torch.tensor([0, 2, 4]), torch.tensor([0, 0, 1, 1, 2]))
     both = lengths[[0, 0, 2, 2, 4]]
     torch.testing.assert_close(block.edge_weights(both, pairs), block.edge_weights(both), rtol=0, atol=1e-14)
+
+
+def test_radial_network_once_per_pair_on_large_graphs_gives_the_same_output(generator, monkeypatch):
+    import equiscale.nn.points.message_passing as module
+
+    block = _block().double()
+    pos, edges = _graph(30, generator)
+    x = torch.randn(30, block.irreps_node_in.dim, generator=generator, dtype=torch.float64, requires_grad=True)
+    monkeypatch.setattr(module, "_PAIRS_FROM", 0)
+    paired = block(x, pos, edges)
+    (paired_grad,) = torch.autograd.grad(paired.pow(2).sum(), x)
+    monkeypatch.setattr(module, "_PAIRS_FROM", 10**9)
+    plain = block(x, pos, edges)
+    (plain_grad,) = torch.autograd.grad(plain.pow(2).sum(), x)
+    torch.testing.assert_close(paired, plain, rtol=0, atol=1e-12)
+    torch.testing.assert_close(paired_grad, plain_grad, rtol=0, atol=1e-11)

@@ -9,7 +9,7 @@ from equiscale.nn.points.activation import Activation, normalize2mom
 from equiscale.nn.points.cutoff import CosineCutoff, PolynomialCutoff
 from equiscale.nn.points.fused import GatherTensorProductScatter
 from equiscale.nn.points.gate import Gate
-from equiscale.nn.points.graph import radius_graph
+from equiscale.nn.points.graph import edge_pairs, radius_graph
 from equiscale.nn.points.message_passing import MessagePassing, uvu_instructions
 from equiscale.nn.points.mlp import RadialMLP
 from equiscale.nn.points.norm_activation import NormActivation
@@ -28,6 +28,7 @@ __all__ = [
     "PolynomialCutoff",
     "RadialMLP",
     "normalize2mom",
+    "edge_pairs",
     "radius_graph",
     "scatter_mean",
     "scatter_sum",

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-__all__ = ["radius_graph"]
+__all__ = ["edge_pairs", "radius_graph"]
 
 _BLOCK_ELEMENTS = 1 << 22  # pairwise distances held at once (about 16 MB in float32)
 
@@ -80,3 +80,27 @@ def radius_graph(
     if not sources:
         return torch.zeros(2, 0, dtype=torch.long, device=pos.device)
     return torch.stack([torch.cat(sources), torch.cat(targets)]).long()
+
+
+def edge_pairs(edge_index: torch.Tensor, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group the edges by unordered node pair: ``j -> i`` and ``i -> j`` have the same length.
+
+    For a graph without periodic images (edge vectors ``pos[j] - pos[i]``) anything that depends
+    only on the edge length, such as a radial network, can then be evaluated once per pair.
+
+    Args:
+        edge_index: ``(2, E)`` integer ``[source, target]``.
+        num_nodes: ``N`` (all indices below it).
+
+    Returns:
+        ``(representative (P,), inverse (E,))``: one edge of each pair, and each edge's pair, so
+        that ``values[representative][inverse]`` equals ``values`` for any per-edge function of
+        the unordered pair.
+    """
+    source, target = edge_index[0], edge_index[1]
+    key = torch.minimum(source, target) * num_nodes + torch.maximum(source, target)
+    _, inverse = torch.unique(key, return_inverse=True)
+    count = int(inverse.max()) + 1 if inverse.numel() else 0
+    representative = torch.empty(count, dtype=torch.long, device=key.device)
+    representative.scatter_(0, inverse, torch.arange(key.shape[0], device=key.device))
+    return representative, inverse

@@ -9,6 +9,7 @@ from torch import nn
 from equiscale import o3
 from equiscale.nn.points.cutoff import CosineCutoff, PolynomialCutoff
 from equiscale.nn.points.fused import GatherTensorProductScatter, unsupported_reason
+from equiscale.nn.points.graph import edge_pairs
 from equiscale.nn.points.mlp import RadialMLP
 from equiscale.nn.points.radial import BesselBasis, GaussianBasis
 from equiscale.nn.points.scatter import scatter_sum
@@ -16,6 +17,8 @@ from equiscale.o3._linear import Linear
 from equiscale.o3._tensor_product import TensorProduct
 
 __all__ = ["MessagePassing", "uvu_instructions"]
+
+_PAIRS_FROM = 256  # edges from which grouping j -> i with i -> j pays for its sort
 
 
 def uvu_instructions(
@@ -191,11 +194,14 @@ class MessagePassing(nn.Module):
             shape = None if edge_index is None else tuple(edge_index.shape)
             raise ValueError(f"edge_index must be an integer tensor of shape (2, E), got {shape}")
         num_edges = edge_index.shape[1]
+        pairs = None
         if edge_vectors is None and (edge_attr is None or edge_weights is None):
             if positions is None or positions.shape != (num_nodes, 3):
                 shape = None if positions is None else tuple(positions.shape)
                 raise ValueError(f"positions must have shape ({num_nodes}, 3) (or pass edge_vectors), got {shape}")
             edge_vectors = positions.index_select(0, edge_index[0]) - positions.index_select(0, edge_index[1])
+            if edge_weights is None and num_edges >= _PAIRS_FROM:  # j -> i and i -> j: one radial MLP row
+                pairs = edge_pairs(edge_index, num_nodes)
         if edge_vectors is not None and edge_vectors.shape != (num_edges, 3):
             raise ValueError(f"edge_vectors must have shape ({num_edges}, 3), got {tuple(edge_vectors.shape)}")
         if edge_attr is None:
@@ -203,7 +209,7 @@ class MessagePassing(nn.Module):
         elif edge_attr.shape != (num_edges, self.irreps_edge_attr.dim):
             raise ValueError(f"edge_attr must have shape ({num_edges}, {self.irreps_edge_attr.dim}), got {tuple(edge_attr.shape)}")
         if edge_weights is None:
-            edge_weights = self.edge_weights(edge_vectors.norm(dim=-1))
+            edge_weights = self.edge_weights(edge_vectors.norm(dim=-1), pairs)
         elif edge_weights.shape != (num_edges, self.weight_numel):
             raise ValueError(f"edge_weights must have shape ({num_edges}, {self.weight_numel}), got {tuple(edge_weights.shape)}")
         return self.linear(self.messages(node_features, edge_attr, edge_weights, edge_index) * self.avg_num_neighbors**-0.5)
