@@ -2,9 +2,12 @@
 
 Arguments, defaults, normalisations, instruction list, weight layout and state-dict keys
 (``weight``, ``output_mask``) are e3nn's, so a model written against ``e3nn.o3`` runs unchanged
-and loads e3nn state dicts. Paths whose second input has multiplicity one (``uvu``, and ``uvw``
-with shared weights) run on the chunked kernels of ``_tp_fast`` (any derivative order); every
-other path runs on the autograd reference kernel of ``_tp_generic``.
+and loads e3nn state dicts. On CPU, a product made only of shared-weight ``uvw`` paths whose
+second input has multiplicity one (``FullyConnectedTensorProduct`` with harmonics) runs on the
+compiled kernel of :mod:`equiscale._kernels.tensor_product`. Otherwise (and without a compiler,
+or with ``EQUISCALE_KERNELS=off``) paths whose second input has multiplicity one (``uvu``, and
+``uvw`` with shared weights) run on the chunked kernels of ``_tp_fast`` (any derivative order);
+every other path runs on the autograd reference kernel of ``_tp_generic``.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import torch
 
+from equiscale import _kernels
+from equiscale._kernels import tensor_product as _tp_kernel
 from equiscale.o3._irreps import Irreps
 from equiscale.o3._tp_autograd import fast_tensor_product
 from equiscale.o3._tp_compat import e3nn_constants
@@ -233,8 +238,24 @@ class TensorProduct(torch.nn.Module):
                 (offsets[k], ins.path_shape) if ins.has_weight else None,
                 cg[(ir1.l, ir2.l, iro.l)] * ins.path_weight))
         self._out_blocks = [(mul, ir.dim) for mul, ir in self.irreps_out]
+        self._uvw_plan = self._compiled_plan(live, offsets, cg)
         self._cache: Dict = {}  # coefficients cast per (dtype, device); memory only
         self._constants(torch.get_default_dtype(), torch.device("cpu"))
+
+    def _compiled_plan(self, live, offsets, cg) -> Optional[_tp_kernel.UvwPlan]:
+        """Plan of the compiled kernel when every path is a shared-weight ``uvw`` path with
+        ``mul_in2 == 1`` (``FullyConnectedTensorProduct`` with harmonics or scalars as the second
+        input), else None (then the PyTorch kernels run)."""
+        if not live or not self.shared_weights:
+            return None
+        if any(ins.connection_mode != "uvw" or not ins.has_weight or self.irreps_in2[ins.i_in2].mul != 1
+               for _, ins in live):
+            return None
+        paths = []
+        for k, ins in live:
+            ls = (self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l, self.irreps_out[ins.i_out].ir.l)
+            paths.append((ins.i_in1, ins.i_in2, ins.i_out, offsets[k], cg[ls] * ins.path_weight))
+        return _tp_kernel.build_plan(self.irreps_in1, self.irreps_in2, self.irreps_out, paths)
 
     def _constants(self, dtype: torch.dtype, device: torch.device):
         """(fast kernel constants, generic kernel coefficients) in ``dtype`` on ``device``."""
@@ -308,6 +329,10 @@ class TensorProduct(torch.nn.Module):
         y2d = y.expand(batch + (d2,)).reshape(-1, d2)
         if not self.shared_weights:
             w = w.expand(batch + (self.weight_numel,)).reshape(-1, self.weight_numel)
+        if (self._uvw_plan is not None and x.dtype in (torch.float32, torch.float64)
+                and _kernels.use_kernels(x2d, y2d, w)):
+            out = _tp_kernel.tensor_product_uvw(self._uvw_plan, x2d, y2d, w)
+            return out.reshape(batch + (self.irreps_out.dim,))
         out = None
         fast_c, generic_c = self._constants(x.dtype, x.device)
         if self._fast_plan is not None:
