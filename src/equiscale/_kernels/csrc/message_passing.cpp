@@ -11,7 +11,8 @@
 // rows are transposed to channel-last (a * mul + u) so that every inner loop runs over the
 // channels with unit stride. Per edge and path the harmonics are first contracted with the sparse
 // Clebsch-Gordan coefficients into a small dense matrix M[c][a] = sum_b C[a, b, c] Y[b]; the
-// channel loops are then dense (d3 x d1 x mul multiply-adds).
+// channel loops are then dense (d3 x d1 x mul multiply-adds). The coefficients are kept dense
+// per path, (d2, d3 * d1), so that M is a few vectorised multiply-adds rather than a sparse loop.
 //
 // Nothing of size E x (paths x channels x dims) is ever stored: the forward pass walks the edges
 // grouped by target (each thread owns its target rows, no atomics) and accumulates each node's
@@ -44,13 +45,8 @@ struct Path {
 template <typename scalar_t>
 struct Plan {
   std::vector<Path> paths;
-  std::vector<int64_t> starts;       // P + 1 offsets into the coefficient lists
-  std::vector<int32_t> a, b, c;      // coefficient indices
-  std::vector<scalar_t> value;       // coefficients
-  std::vector<int64_t> slot_base;    // per path: where its d3 * d1 + 1 slot starts begin in slots
-  std::vector<int64_t> slots;        // per path and slot s = c * d1 + a: first coefficient of that slot
-  int64_t max_block = 1;             // largest d3 x d1 and d3 x mul / d1 x mul buffers
-  int64_t max_rows = 1;
+  std::vector<int64_t> dense_base;  // per path: where its (d2, d3 * d1) coefficients begin in dense
+  std::vector<scalar_t> dense;      // C[a, b, c] at [b][c * d1 + a]
 };
 
 template <typename scalar_t>
@@ -65,38 +61,24 @@ Plan<scalar_t> make_plan(const at::Tensor& paths, const at::Tensor& cg_index, co
   TORCH_CHECK(ci.numel() == num_paths + 1 + 3 * nnz, "cg_index has the wrong length");
   Plan<scalar_t> plan;
   const int64_t* pp = p.data_ptr<int64_t>();
-  const int64_t* ip = ci.data_ptr<int64_t>();
-  const double* vp = cv.data_ptr<double>();
+  const int64_t* starts = ci.data_ptr<int64_t>();
+  const int64_t* triples = starts + num_paths + 1;
+  const double* value = cv.data_ptr<double>();
   for (int64_t k = 0; k < num_paths; ++k) {
     const int64_t* r = pp + 8 * k;
     Path path{r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]};
-    TORCH_CHECK(path.d1 <= MAXD && path.d3 <= MAXD && path.d1 >= 1 && path.d3 >= 1, "irreps of l > 7 are not supported by the kernel");
+    TORCH_CHECK(path.d1 >= 1 && path.d3 >= 1 && path.d1 <= MAXD && path.d3 <= MAXD, "irreps of l > 7 are not supported by the kernel");
+    TORCH_CHECK(path.d2 >= 1, "empty edge irrep");
     plan.paths.push_back(path);
-    plan.max_block = std::max({plan.max_block, path.d1 * path.d3, path.d3 * path.mul, path.d1 * path.mul});
-    plan.max_rows = std::max(plan.max_rows, path.mul);
-  }
-  plan.starts.assign(ip, ip + num_paths + 1);
-  const int64_t* triples = ip + num_paths + 1;
-  // Within each path, order the coefficients by their slot (c, a) so that M[c][a] is one sum.
-  for (int64_t k = 0; k < num_paths; ++k) {
-    const Path& path = plan.paths[k];
     const int64_t size = path.d1 * path.d3;
-    std::vector<int64_t> entries;
-    for (int64_t i = plan.starts[k]; i < plan.starts[k + 1]; ++i) entries.push_back(i);
-    auto slot_of = [&](int64_t i) { return triples[3 * i + 2] * path.d1 + triples[3 * i]; };
-    std::stable_sort(entries.begin(), entries.end(), [&](int64_t l, int64_t r) { return slot_of(l) < slot_of(r); });
-    plan.slot_base.push_back(static_cast<int64_t>(plan.slots.size()));
-    int64_t next = 0;
-    for (int64_t slot = 0; slot <= size; ++slot) {
-      while (next < static_cast<int64_t>(entries.size()) && slot_of(entries[next]) < slot) ++next;
-      plan.slots.push_back(plan.starts[k] + next);
-    }
-    for (int64_t i : entries) {
-      TORCH_CHECK(triples[3 * i] < path.d1 && triples[3 * i + 1] < path.d2 && triples[3 * i + 2] < path.d3, "cg_index out of range");
-      plan.a.push_back(static_cast<int32_t>(triples[3 * i]));
-      plan.b.push_back(static_cast<int32_t>(triples[3 * i + 1]));
-      plan.c.push_back(static_cast<int32_t>(triples[3 * i + 2]));
-      plan.value.push_back(static_cast<scalar_t>(vp[i]));
+    plan.dense_base.push_back(static_cast<int64_t>(plan.dense.size()));
+    plan.dense.resize(plan.dense.size() + path.d2 * size, scalar_t(0));
+    scalar_t* dense = plan.dense.data() + plan.dense_base.back();
+    TORCH_CHECK(starts[k] <= starts[k + 1] && starts[k + 1] <= nnz, "cg_index path starts out of range");
+    for (int64_t i = starts[k]; i < starts[k + 1]; ++i) {
+      const int64_t a = triples[3 * i], b = triples[3 * i + 1], c = triples[3 * i + 2];
+      TORCH_CHECK(a >= 0 && a < path.d1 && b >= 0 && b < path.d2 && c >= 0 && c < path.d3, "cg_index out of range");
+      dense[b * size + c * path.d1 + a] += static_cast<scalar_t>(value[i]);
     }
   }
   return plan;
@@ -159,21 +141,6 @@ at::Tensor transposed(const at::Tensor& rows, const std::vector<Path>& blocks) {
   return out;
 }
 
-// M[c * d1 + a] = sum_b C[a, b, c] Y[b] for path k (each entry one register sum, stored once).
-template <typename scalar_t>
-inline __attribute__((always_inline)) void couple(const Plan<scalar_t>& plan, int64_t k, const scalar_t* y, scalar_t* m) {
-  const Path& p = plan.paths[k];
-  const int64_t* slot = plan.slots.data() + plan.slot_base[k];
-  const int32_t* b = plan.b.data();
-  const scalar_t* value = plan.value.data();
-  y += p.sh_offset;
-  for (int64_t s = 0; s < p.d1 * p.d3; ++s) {
-    scalar_t sum = 0;
-    for (int64_t i = slot[s]; i < slot[s + 1]; ++i) sum += value[i] * y[b[i]];
-    m[s] = sum;
-  }
-}
-
 struct Inputs {
   at::Tensor x, y, w, source, target;
   int64_t num_nodes, num_edges;
@@ -216,13 +183,26 @@ inline __attribute__((always_inline)) void store(scalar_t* p, const typename Vec
 }
 
 // One edge, one path: acc[c][u] += w[u] * sum_a M[c][a] x[a][u].
+// M[c * d1 + a] = sum_b C[a, b, c] Y[b], from the dense coefficients [b][c * d1 + a].
 template <typename scalar_t, int64_t D1, int64_t D3>
-inline __attribute__((always_inline)) void path_forward(const scalar_t* __restrict m, const scalar_t* __restrict x,
-                                                        const scalar_t* __restrict w, scalar_t* __restrict acc, int64_t mul,
-                                                        int64_t rd1, int64_t rd3) {
+inline __attribute__((always_inline)) void couple_dense(const scalar_t* __restrict cg, const scalar_t* __restrict y, int64_t d2,
+                                                        scalar_t* __restrict m, int64_t rd1, int64_t rd3) {
+  const int64_t size = (D1 ? D1 : rd1) * (D3 ? D3 : rd3);
+  for (int64_t s = 0; s < size; ++s) m[s] = cg[s] * y[0];
+  for (int64_t b = 1; b < d2; ++b)
+    for (int64_t s = 0; s < size; ++s) m[s] += cg[b * size + s] * y[b];
+}
+
+template <typename scalar_t, int64_t D1, int64_t D3>
+inline __attribute__((always_inline)) void path_forward(const scalar_t* __restrict cg, const scalar_t* __restrict y, int64_t d2,
+                                                        const scalar_t* __restrict x, const scalar_t* __restrict w,
+                                                        scalar_t* __restrict acc, int64_t mul, int64_t rd1, int64_t rd3) {
   constexpr int64_t V = chunk<scalar_t>();
+  constexpr int64_t N1 = D1 ? D1 : MAXD, N3 = D3 ? D3 : MAXD;
   using vec = typename Vec<scalar_t>::type;
   const int64_t d1 = D1 ? D1 : rd1, d3 = D3 ? D3 : rd3;
+  scalar_t m[N1 * N3];
+  couple_dense<scalar_t, D1, D3>(cg, y, d2, m, rd1, rd3);
   int64_t u0 = 0;
   for (; u0 + V <= mul; u0 += V) {
     const vec wv = load(w + u0);
@@ -245,14 +225,17 @@ inline __attribute__((always_inline)) void path_forward(const scalar_t* __restri
 //   gw[u]       = sum_c g[c][u] sum_a M[c][a] x[a][u]    (w)
 //   prod[c][a]  = sum_u x[a][u] w[u] g[c][u]             (Y, contracted with C by the caller)
 template <typename scalar_t, int64_t D1, int64_t D3>
-inline __attribute__((always_inline)) void path_backward(const scalar_t* __restrict m, const scalar_t* __restrict x,
+inline __attribute__((always_inline)) void path_backward(const scalar_t* __restrict cg, const scalar_t* __restrict y, int64_t d2,
+                                                         scalar_t* __restrict gy, const scalar_t* __restrict x,
                                                          const scalar_t* __restrict g, const scalar_t* __restrict w,
-                                                         scalar_t* __restrict accx, scalar_t* __restrict gw, scalar_t* __restrict prod,
+                                                         scalar_t* __restrict accx, scalar_t* __restrict gw,
                                                          int64_t mul, int64_t rd1, int64_t rd3, bool need_x, bool need_y, bool need_w) {
   constexpr int64_t V = chunk<scalar_t>();
   constexpr int64_t N1 = D1 ? D1 : MAXD, N3 = D3 ? D3 : MAXD;
   using vec = typename Vec<scalar_t>::type;
   const int64_t d1 = D1 ? D1 : rd1, d3 = D3 ? D3 : rd3;
+  scalar_t m[N1 * N3], prod[N1 * N3];
+  if (need_x || need_w) couple_dense<scalar_t, D1, D3>(cg, y, d2, m, rd1, rd3);
   vec pv[N1 * N3];
   if (need_y)
     for (int64_t i = 0; i < d1 * d3; ++i) pv[i] = vec{};
@@ -308,6 +291,12 @@ inline __attribute__((always_inline)) void path_backward(const scalar_t* __restr
       for (int64_t c = 0; c < d3; ++c)
         for (int64_t a = 0; a < d1; ++a) prod[c * d1 + a] += x[a * mul + u] * wg[c];
   }
+  if (need_y)  // gY[b] += sum_{a,c} C[a,b,c] prod[c][a]
+    for (int64_t b = 0; b < d2; ++b) {
+      scalar_t sum = 0;
+      for (int64_t s = 0; s < d1 * d3; ++s) sum += cg[b * d1 * d3 + s] * prod[s];
+      gy[b] += sum;
+    }
 }
 
 // CALL(D1, D3) with the sizes as compile-time constants where they are 1, 3 or 5.
@@ -347,7 +336,7 @@ struct Args {
 template <typename scalar_t>
 inline __attribute__((always_inline)) void forward_rows(const Args<scalar_t>& A, int64_t begin, int64_t end) {
   const Plan<scalar_t>& plan = *A.plan;
-  std::vector<scalar_t> acc(A.dim_out), m(plan.max_block);
+  std::vector<scalar_t> acc(A.dim_out);
   for (int64_t n = begin; n < end; ++n) {
     std::fill(acc.begin(), acc.end(), scalar_t(0));
     for (int64_t j = A.offsets[n]; j < A.offsets[n + 1]; ++j) {
@@ -357,9 +346,10 @@ inline __attribute__((always_inline)) void forward_rows(const Args<scalar_t>& A,
       const scalar_t* w = A.W + e * A.dim_w;
       for (size_t k = 0; k < plan.paths.size(); ++k) {
         const Path& p = plan.paths[k];
-        couple(plan, k, y, m.data());
-#define EQUISCALE_FORWARD(D1, D3) \
-  path_forward<scalar_t, D1, D3>(m.data(), x + p.in_offset, w + p.w_offset, acc.data() + p.mid_offset, p.mul, p.d1, p.d3)
+        const scalar_t* cg = plan.dense.data() + plan.dense_base[k];
+#define EQUISCALE_FORWARD(D1, D3)                                                                                     \
+  path_forward<scalar_t, D1, D3>(cg, y + p.sh_offset, p.d2, x + p.in_offset, w + p.w_offset, acc.data() + p.mid_offset, \
+                                 p.mul, p.d1, p.d3)
         EQUISCALE_SIZES(p.d1, p.d3, EQUISCALE_FORWARD)
 #undef EQUISCALE_FORWARD
       }
@@ -372,7 +362,7 @@ template <typename scalar_t>
 inline __attribute__((always_inline)) void backward_rows(const Args<scalar_t>& A, int64_t begin, int64_t end) {
   const Plan<scalar_t>& plan = *A.plan;
   const bool need_x = A.need_x, need_y = A.need_y, need_w = A.need_w;
-  std::vector<scalar_t> acc(A.dim_in), m(plan.max_block), prod(plan.max_block);
+  std::vector<scalar_t> acc(A.dim_in);
   for (int64_t n = begin; n < end; ++n) {
     if (need_x) std::fill(acc.begin(), acc.end(), scalar_t(0));
     const scalar_t* x = A.X + n * A.dim_in;
@@ -383,17 +373,14 @@ inline __attribute__((always_inline)) void backward_rows(const Args<scalar_t>& A
       const scalar_t* w = A.W + e * A.dim_w;
       for (size_t k = 0; k < plan.paths.size(); ++k) {
         const Path& p = plan.paths[k];
-        couple(plan, k, y, m.data());
+        const scalar_t* cg = plan.dense.data() + plan.dense_base[k];
         scalar_t* gw = need_w ? A.GW + e * A.dim_w + p.w_offset : nullptr;
-#define EQUISCALE_BACKWARD(D1, D3)                                                                                        \
-  path_backward<scalar_t, D1, D3>(m.data(), x + p.in_offset, g + p.mid_offset, w + p.w_offset, acc.data() + p.in_offset, gw, \
-                                  prod.data(), p.mul, p.d1, p.d3, need_x, need_y, need_w)
+        scalar_t* gy = need_y ? A.GY + e * A.dim_sh + p.sh_offset : nullptr;
+#define EQUISCALE_BACKWARD(D1, D3)                                                                                     \
+  path_backward<scalar_t, D1, D3>(cg, y + p.sh_offset, p.d2, gy, x + p.in_offset, g + p.mid_offset, w + p.w_offset,  \
+                                  acc.data() + p.in_offset, gw, p.mul, p.d1, p.d3, need_x, need_y, need_w)
         EQUISCALE_SIZES(p.d1, p.d3, EQUISCALE_BACKWARD)
 #undef EQUISCALE_BACKWARD
-        if (need_y) {  // gY[b] += sum_{a,c} C[a,b,c] prod[c][a]
-          scalar_t* dst = A.GY + e * A.dim_sh + p.sh_offset;
-          for (int64_t i = plan.starts[k]; i < plan.starts[k + 1]; ++i) dst[plan.b[i]] += plan.value[i] * prod[plan.c[i] * p.d1 + plan.a[i]];
-        }
       }
     }
     if (need_x) from_channel_last(acc.data(), A.out + n * A.dim_in, *A.blocks);
