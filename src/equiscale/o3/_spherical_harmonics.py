@@ -136,31 +136,24 @@ def spherical_harmonics(l: Union[int, List[int], str, Any], x: torch.Tensor, nor
                         normalization: str = "integral") -> torch.Tensor:
     r"""Real spherical harmonics ``Y^l(x)`` (e3nn 0.6 signature, basis and numbers).
 
-    Parameters
-    ----------
-    l : int, list of int, irreps string or ``Irreps``
-        Degrees to compute, in output order (repeats allowed). Irreps follow e3nn's parity rule
-        (see :func:`parse_degrees`).
-    x : tensor of shape ``(..., 3)``
-        Cartesian vectors ``(x, y, z)``; float32 or float64 (float16/bfloat16 are computed in
-        float32 and cast back).
-    normalize : bool
-        Project ``x`` onto the unit sphere first (``x / max(|x|, 1e-12)``). Without it the
-        harmonics are the homogeneous polynomials ``|x|^l Y^l(x / |x|)``.
-    normalization : {"integral", "component", "norm"}
-        "component": ``|Y^l(x)|^2 = 2l+1`` on the sphere; "norm": ``|Y^l(x)| = 1``;
-        "integral": ``\int_{S^2} Y_lm^2 = 1``.
+    Args:
+        l: degrees to compute (int, list of int, irreps string or ``Irreps``), in output order
+            (repeats allowed). Irreps follow e3nn's parity rule (see :func:`parse_degrees`).
+        x: Cartesian vectors ``(x, y, z)`` of shape ``(..., 3)``; float32 or float64 (float16/bfloat16
+            are computed in float32 and cast back).
+        normalize: project ``x`` onto the unit sphere first (``x / max(|x|, 1e-12)``). Without it the
+            harmonics are the homogeneous polynomials ``|x|^l Y^l(x / |x|)``.
+        normalization: ``"integral"``, ``"component"`` or ``"norm"``. "component":
+            ``|Y^l(x)|^2 = 2l+1`` on the sphere; "norm": ``|Y^l(x)| = 1``; "integral":
+            ``\int_{S^2} Y_lm^2 = 1``.
 
-    Returns
-    -------
-    tensor of shape ``(..., sum(2l+1))`` in x's dtype, degree blocks in the order of ``l``, orders
-    ``m = -l..l`` inside each block.
+    Returns:
+        A tensor of shape ``(..., sum(2l+1))`` in x's dtype, degree blocks in the order of ``l``,
+        orders ``m = -l..l`` inside each block.
 
-    Raises
-    ------
-    ValueError
-        Unknown normalization, x not of shape ``(..., 3)`` or not floating point, bad degrees or
-        irreps.
+    Raises:
+        ValueError: unknown normalization, x not of shape ``(..., 3)`` or not floating point, bad
+            degrees or irreps.
     """
     _check_normalization(normalization)
     ls, _ = parse_degrees(l)
