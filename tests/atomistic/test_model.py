@@ -201,3 +201,20 @@ def test_isolated_atom_features_are_cached_only_while_the_parameters_stay_the_sa
     assert torch.allclose(out["atomic_energies"], torch.full((2,), -0.3, dtype=torch.float64), atol=1e-12)
     model.train()  # with gradients to the parameters nothing is cached
     assert model.isolated_features(torch.device("cpu")).requires_grad
+
+
+@pytest.mark.slow
+def test_compiled_inference_gives_the_eager_energy_and_forces(structure):
+    model = small_potential()
+    batch = collate([structure_graph(structure, model.cutoff)], torch.float64)
+    eager = model(batch, forces=True, create_graph=False)
+    model.compile_inference()
+    try:
+        compiled = model(batch, forces=True, create_graph=False)
+        trained = model(batch, forces=True, create_graph=True)  # keeps the eager path (double backward)
+    finally:
+        model.compile_inference(False)
+    for key in ("energy", "forces"):
+        torch.testing.assert_close(compiled[key], eager[key], rtol=0, atol=1e-10)
+        torch.testing.assert_close(trained[key].detach(), eager[key], rtol=0, atol=1e-12)
+    assert trained["forces"].requires_grad

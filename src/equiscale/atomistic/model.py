@@ -30,6 +30,8 @@ from equiscale.nn.points import Gate, MessagePassing, scatter_sum
 
 __all__ = ["EquivariantPotential", "element_symbol", "bond_pairs"]
 
+_PAIRS_FROM = 256  # bonds from which grouping j -> i with i -> j pays for its sort
+
 
 def element_symbol(z: int) -> str:
     """Chemical symbol of atomic number ``z`` (``"Z=z"`` if unknown)."""
@@ -174,6 +176,7 @@ class EquivariantPotential(nn.Module):
             self.interactions.append(_Interaction(irreps, out, self.irreps_sh, options))
             irreps = self.interactions[-1].irreps_out
         self.readout = nn.Sequential(nn.Linear(channels, readout_hidden), nn.SiLU(), nn.Linear(readout_hidden, 1))
+        self._compiled_core = None
 
     # --- inputs -------------------------------------------------------------------------------
     def species(self, numbers: torch.Tensor) -> torch.Tensor:
@@ -235,17 +238,50 @@ class EquivariantPotential(nn.Module):
         self._isolated_cache = (key, features.detach())
         return self._isolated_cache[1]
 
-    def atomic_energies(self, batch: dict[str, torch.Tensor], vectors: torch.Tensor) -> torch.Tensor:
-        """Per-atom energies ``(N,)`` in eV from the batch and its bond vectors ``(E, 3)``."""
+    def atomic_energies(self, batch: dict[str, torch.Tensor], vectors: torch.Tensor, compiled: bool = False) -> torch.Tensor:
+        """Per-atom energies ``(N,)`` in eV from the batch and its bond vectors ``(E, 3)``.
+
+        ``compiled`` runs the per-structure work through the ``torch.compile``-d core set up by
+        :meth:`compile_inference` (when there is one).
+        """
         species = self.species(batch["numbers"])
+        edge_index = batch["edge_index"]
+        # bonds j -> i and i -> j share the radial MLP row; for small graphs the grouping costs more than it saves
+        pairs = bond_pairs(edge_index, batch["shifts"]) if edge_index.shape[1] >= _PAIRS_FROM else None
+        isolated = self.isolated_features(species.device)
+        core = self._compiled_core if compiled and self._compiled_core is not None else self._core
+        return core(species, vectors, edge_index, pairs, isolated)
+
+    def _core(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor,
+              pairs: tuple[torch.Tensor, torch.Tensor] | None, isolated: torch.Tensor) -> torch.Tensor:
+        """Atomic energies from species ``(N,)``, bond vectors ``(E, 3)``, ``edge_index (2, E)``,
+        optional bond pairs and the isolated-atom readouts ``(num_elements,)`` (no data-dependent
+        control flow: this is what :meth:`compile_inference` compiles)."""
         lengths = vectors.norm(dim=-1)
         sh = o3.spherical_harmonics(self.irreps_sh, vectors, normalize=True, normalization="component")
-        edge_index = batch["edge_index"] if batch["edge_index"].shape[1] else None  # no bond: no message
-        pairs = bond_pairs(edge_index, batch["shifts"]) if edge_index is not None else None
         raw = self._features(species, sh, lengths, edge_index, pairs)
-        isolated = self.isolated_features(species.device)
         reference = self.reference.to(raw.dtype)
         return self.energy_scale * (raw - isolated.index_select(0, species)) + reference.index_select(0, species)
+
+    def compile_inference(self, enabled: bool = True) -> "EquivariantPotential":
+        """Run energy + forces (and stress) through ``torch.compile`` when no graph is kept.
+
+        For small molecules, where per-operation overhead and not arithmetic decides, this fuses
+        the model's many small operations (and their backward, for the forces) into a few
+        compiled kernels. The first call compiles (tens of seconds); shapes are dynamic, so a
+        changing number of atoms or bonds does not recompile. Calls with ``create_graph=True``
+        (training on forces needs the double backward, which compiled graphs do not provide)
+        keep the eager path. Returns ``self``.
+        """
+        if not enabled:
+            self._compiled_core = None
+            return self
+        import torch._dynamo
+
+        # module floats (cutoff, envelope order) stay constants rather than symbolic inputs
+        torch._dynamo.config.specialize_float = True
+        self._compiled_core = torch.compile(self._core, dynamic=True)
+        return self
 
     def forward(self, batch: dict[str, torch.Tensor], forces: bool = True, stress: bool = False,
                 create_graph: bool | None = None) -> dict[str, torch.Tensor]:
@@ -263,7 +299,7 @@ class EquivariantPotential(nn.Module):
             vectors.requires_grad_(True)
         num_structures = batch["num_atoms"].shape[0]
         with torch.enable_grad() if need_grad else torch.no_grad():
-            atomic = self.atomic_energies(batch, vectors)
+            atomic = self.atomic_energies(batch, vectors, compiled=not create_graph)
             energy = scatter_sum(atomic, batch["batch"], num_structures)
         out = {"energy": energy, "atomic_energies": atomic}
         if not need_grad:
