@@ -1,7 +1,9 @@
 """Benchmark: equiscale.o3.spherical_harmonics against e3nn 0.6 and sphericart-torch.
 
 Same process, same float32 inputs, interleaved (each repeat runs every library once, in rotating
-order), median over repeats; ``torch.set_num_threads(2)``. Forward is ``Y(x)`` with ``x`` not
+order), median over repeats; once per thread count of ``--threads`` (default 1 and 2: every
+kernel reports its speed at one thread and at all cores). On CPU equiscale runs its compiled
+kernel (``EQUISCALE_KERNELS=off`` times the PyTorch fallback instead). Forward is ``Y(x)`` with ``x`` not
 requiring grad; forward+backward is ``Y(x)`` then the gradient of ``sum(Y * W)`` with respect to
 ``x`` for a fixed random ``W`` (taken as ``torch.autograd.grad(Y, x, W)``, the same
 vector-Jacobian product without timing an extra multiply and sum). All libraries compute
@@ -10,7 +12,7 @@ vector-Jacobian product without timing an extra multiply and sum). All libraries
 sphericart orders its input axes differently: ``sphericart(x[:, [2, 0, 1]])`` equals e3nn's
 "integral" harmonics of ``x`` (checked once below, before timing).
 
-Run:  .venv/bin/python benchmarks/spherical_harmonics.py [--n 100000] [--repeats 30] [--threads 2]
+Run:  .venv/bin/python benchmarks/spherical_harmonics.py [--n 100000] [--repeats 30] [--threads 1 2]
       [--compile]   (adds the opt-in torch.compile path; compilation is done before timing)
 """
 from __future__ import annotations
@@ -68,14 +70,21 @@ def _time(f: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _floor(n: int, lmax: int) -> Dict[str, float]:
-    """Seconds for the unavoidable traffic: read x, write Y (forward); read dY, write dx (backward)."""
+def _traffic(n: int, lmax: int) -> Dict[str, float]:
+    """Unavoidable bytes: read x, write Y (forward); read dY and x, write dx (backward)."""
     d = (lmax + 1) ** 2
     fwd_bytes = 4 * n * (3 + d)
     bwd_bytes = 4 * n * (d + 3 + 3)  # dY in, x in, dx out (Y recomputed in cache)
+    return {"forward": fwd_bytes, "forward+backward": fwd_bytes + bwd_bytes}
+
+
+def _floor(n: int, lmax: int) -> Dict[str, float]:
+    """Seconds for the unavoidable traffic at 30 GB/s (or the arithmetic at 150 GFLOP/s if more)."""
+    d = (lmax + 1) ** 2
     flops = n * (10 + 3 * d)  # normalisation + about three per harmonic (one fused step, scale)
-    return {"forward": max(fwd_bytes / BANDWIDTH, flops / PEAK),
-            "forward+backward": max((fwd_bytes + bwd_bytes) / BANDWIDTH, 3 * flops / PEAK)}
+    traffic = _traffic(n, lmax)
+    return {"forward": max(traffic["forward"] / BANDWIDTH, flops / PEAK),
+            "forward+backward": max(traffic["forward+backward"] / BANDWIDTH, 3 * flops / PEAK)}
 
 
 def run(n: int, lmaxes: List[int], repeats: int, threads: int = 2, compiled: bool = False,
@@ -104,10 +113,10 @@ def run(n: int, lmaxes: List[int], repeats: int, threads: int = 2, compiled: boo
         for r in range(repeats):
             for key in keys[r % len(keys):] + keys[:r % len(keys)]:
                 times[key].append(_time(tasks[key]))
-        floor = _floor(n, lmax)
+        floor, traffic = _floor(n, lmax), _traffic(n, lmax)
         for op in ("forward", "forward+backward"):
             med = {name: statistics.median(times[(name, op)]) for name in libs}
-            rows.append((lmax, op, med, floor[op]))
+            rows.append((lmax, op, med, floor[op], traffic[op]))
     _print_table(rows, n, repeats, threads, compiled)
     print(f"load average at end {os.getloadavg()} (the machine is shared: compare ratios, not times)")
 
@@ -119,15 +128,17 @@ def _print_table(rows, n: int, repeats: int, threads: int, compiled: bool) -> No
     if compiled:
         ratios.append(("sphericart", "eq+compile", "sc/cmp"))
     header = (f"{'lmax':>4} {'pass':>16} " + " ".join(f"{n_:>10}" for n_ in names)
-              + "".join(f" {label:>8}" for _, _, label in ratios) + f" {'floor':>7} {'eq/floor':>8}")
+              + "".join(f" {label:>8}" for _, _, label in ratios) + f" {'floor':>7} {'eq/floor':>8} {'eq GB/s':>8}")
     print(header)
     print("-" * len(header))
-    for lmax, op, med, floor in rows:
+    for lmax, op, med, floor, traffic in rows:
         cells = " ".join(f"{med[k] * 1e3:10.2f}" if k in med else f"{'-':>10}" for k in names)
         ratio_cells = "".join(f" {med[a] / med[b]:8.2f}" if a in med and b in med else f" {'-':>8}"
                               for a, b, _ in ratios)
-        print(f"{lmax:>4} {op:>16} {cells}{ratio_cells} {floor * 1e3:7.2f} {med['equiscale'] / floor:8.1f}")
-    print("ratios > 1: equiscale is faster. floor: max(bytes / 30 GB/s, FLOPs / 150 GFLOP/s).")
+        print(f"{lmax:>4} {op:>16} {cells}{ratio_cells} {floor * 1e3:7.2f} {med['equiscale'] / floor:8.1f}"
+              f" {traffic / med['equiscale'] / 1e9:8.1f}")
+    print("ratios > 1: equiscale is faster. floor: max(bytes / 30 GB/s, FLOPs / 150 GFLOP/s); "
+          "eq GB/s: unavoidable bytes / equiscale's time.")
 
 
 def main() -> None:
@@ -135,10 +146,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--lmax", type=int, nargs="+", default=[2, 4, 6])
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile path")
     args = parser.parse_args()
-    run(args.n, args.lmax, args.repeats, args.threads, args.compile)
+    from equiscale import _kernels
+
+    print("equiscale path:", "compiled kernels" if _kernels.load() else "PyTorch (kernels off or unavailable)")
+    for threads in args.threads:
+        run(args.n, args.lmax, args.repeats, threads, args.compile)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
 """Tensor products: equiscale.o3 against e3nn 0.6, same inputs and weights, one process.
 
-Cases (float32, E edges, torch.set_num_threads(--threads)):
+Cases (float32, E edges, once per thread count of --threads, default 1 and 2):
   (a) FullyConnectedTensorProduct("32x0e+32x1o+32x2e", "0e+1o+2e", "32x0e+32x1o+32x2e")
   (b) NequIP's convolution: channelwise uvu, "32x0e+32x1o+32x2e" x "0e+1o+2e", one output
       block per path up to l = 2 (15 paths), per-edge weights (E, weight_numel)
 Forward and forward+backward (gradients for x, y and the weights) are timed interleaved with
 e3nn, median of --repeats; the floor is the dense Clebsch-Gordan arithmetic at the matmul peak
-measured in the same process. Peak memory is the growth of the peak resident set (VmHWM, reset
+measured in the same process, and GB/s counts the unavoidable traffic (x, y, out; plus grad, gx,
+gy in the backward). On CPU, (a) runs equiscale's compiled kernel (EQUISCALE_KERNELS=off: the
+PyTorch fallback). Peak memory is the growth of the peak resident set (VmHWM, reset
 just before) of a fresh subprocess running one forward+backward (torch keeps no CPU allocator
 statistics).
 
-    python benchmarks/tensor_product.py [--edges 20000] [--threads 2] [--repeats 7] [--compile]
+    python benchmarks/tensor_product.py [--edges 20000] [--threads 1 2] [--repeats 7] [--compile]
 """
 from __future__ import annotations
 
@@ -78,6 +80,15 @@ def run(tp, x, y, w, grad, backward: bool):
     return out
 
 
+def traffic(tp, edges: int, backward: bool) -> float:
+    """Unavoidable bytes (float32): read x, y (and per-edge weights), write out; backward also
+    reads grad, x, y (and weights) and writes their gradients."""
+    per_edge = tp.irreps_in1.dim + tp.irreps_in2.dim + tp.irreps_out.dim
+    if not tp.shared_weights:
+        per_edge += tp.weight_numel
+    return 4.0 * edges * per_edge * (3 if backward else 1)
+
+
 def matmul_peak(threads: int) -> float:
     a = torch.randn(2048, 2048)
     a @ a
@@ -122,7 +133,7 @@ def peak_memory(case: str, lib: str, edges: int, threads: int, compiled: bool = 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--edges", type=int, default=20000)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--cases", default="ab")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile(ours)")
@@ -130,11 +141,19 @@ def main() -> None:
     ap.add_argument("--memory-child", nargs=2, metavar=("CASE", "LIB"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
-        memory_child(*args.memory_child, args.edges, args.threads, args.compile)
+        memory_child(*args.memory_child, args.edges, args.threads[0], args.compile)
         return
-    torch.set_num_threads(args.threads)
-    peak = matmul_peak(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, E = {args.edges}, float32; "
+    from equiscale import _kernels
+
+    print("equiscale path:", "compiled kernels" if _kernels.load() else "PyTorch (kernels off or unavailable)")
+    for threads in args.threads:
+        run_all(args, threads)
+
+
+def run_all(args, threads: int) -> None:
+    torch.set_num_threads(threads)
+    peak = matmul_peak(threads)
+    print(f"\ntorch {torch.__version__}, {threads} threads, E = {args.edges}, float32; "
           f"matmul peak (2048^3) {peak:.0f} GFLOP/s")
     for case in args.cases:
         ref, ours = build(case, "e3nn"), build(case, "equiscale")
@@ -166,11 +185,11 @@ def main() -> None:
                 t = statistics.median(times[(name, b)])
                 work = f * (3 if b else 1)
                 row.append(f"{label} {1e3 * t:7.1f} ms (x{base[b] / t:4.1f}, "
-                           f"{work / t / 1e9:5.1f} GFLOP/s)")
+                           f"{work / t / 1e9:5.1f} GFLOP/s, {traffic(ref, args.edges, b) / t / 1e9:4.1f} GB/s)")
             print(f"    {name:18s} " + "  ".join(row))
         if not args.no_memory:
             for name, lib in (("e3nn", "e3nn"), ("equiscale", "equiscale")):
-                mb = peak_memory(case, lib, args.edges, args.threads)
+                mb = peak_memory(case, lib, args.edges, threads)
                 print(f"    peak memory fwd+bwd {name:10s} {mb:7.0f} MB (resident growth)")
 
 

@@ -12,7 +12,7 @@ Public API (every kernel's Python side and the library use only these):
 
 Conventions for a kernel family ``<name>``: ``csrc/<name>.cpp`` defines its operators with
 ``TORCH_LIBRARY_FRAGMENT(equiscale, m)`` and their CPU implementations with
-``TORCH_LIBRARY_IMPL(equiscale, CPU, m)`` (threads through ``at::parallel_for``);
+``TORCH_LIBRARY_IMPL(equiscale, CPU, m)`` (threads: ``csrc/parallel.h`` or ``at::parallel_for``);
 ``<name>.py`` is its Python side, importable without the library, with a ``register()`` function
 that :func:`load` calls once after the library is loaded (``torch.library.register_fake`` /
 ``register_autograd`` need the operator to exist), and the function the library calls.

@@ -16,6 +16,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "parallel.h"
+
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
@@ -355,7 +357,7 @@ at::Tensor sh_forward(const at::Tensor& x, int64_t lmax, bool normalize, c10::st
     const T* xp = x.data_ptr<T>();
     T* op = out.data_ptr<T>();
     dispatch_lmax(int(lmax), [&]<int L>() {
-      at::parallel_for(0, blocks, std::max<int64_t>(1, 2048 / B), [&](int64_t b, int64_t e) {
+      equiscale::parallel_chunks(blocks, std::max<int64_t>(1, 2048 / B), [&](int64_t b, int64_t e) {
         forward_range<T, L>(xp, x.stride(0), x.stride(1), op, n, int(lmax), normalize, v.data(), scale.data(), b, e, B);
       });
     });
@@ -380,7 +382,7 @@ at::Tensor sh_backward(const at::Tensor& grad, const at::Tensor& x, int64_t lmax
     const T* gp = grad.data_ptr<T>();
     T* op = gx.data_ptr<T>();
     dispatch_lmax(int(lmax), [&]<int L>() {
-      at::parallel_for(0, blocks, std::max<int64_t>(1, 1024 / B), [&](int64_t b, int64_t e) {
+      equiscale::parallel_chunks(blocks, std::max<int64_t>(1, 1024 / B), [&](int64_t b, int64_t e) {
         backward_range<T, L>(xp, x.stride(0), x.stride(1), gp, grad.stride(0), grad.stride(1), op, n, int(lmax),
                              normalize, v.data(), scale.data(), b, e, B);
       });

@@ -20,6 +20,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "parallel.h"
+
 #include <algorithm>
 #include <mutex>
 #include <vector>
@@ -237,7 +239,7 @@ at::Tensor tp_forward(const at::Tensor& x_in, const at::Tensor& y_in, const at::
     std::vector<T> Wst;
     stack_weights(plan, w.data_ptr<T>(), Wst);
     const int64_t tiles = (n + kTile - 1) / kTile;
-    at::parallel_for(0, tiles, 1, [&](int64_t b, int64_t e) {
+    equiscale::parallel_chunks(tiles, 2, [&](int64_t b, int64_t e) {
       forward_tiles(plan, x.data_ptr<T>(), y.data_ptr<T>(), Wst.data(), out.data_ptr<T>(), n, dim1, dim2, dim_out,
                     zero_cols, b, e);
     });
@@ -350,7 +352,7 @@ std::vector<at::Tensor> tp_backward(const at::Tensor& grad_in, const at::Tensor&
     stack_weights(plan, w.data_ptr<T>(), Wst);
     std::mutex lock;
     const int64_t tiles = (n + kTile - 1) / kTile;
-    at::parallel_for(0, tiles, 1, [&](int64_t b, int64_t e) {
+    equiscale::parallel_chunks(tiles, 2, [&](int64_t b, int64_t e) {
       backward_tiles(plan, x.data_ptr<T>(), y.data_ptr<T>(), Wst.data(), grad.data_ptr<T>(),
                      need_x ? gx.data_ptr<T>() : nullptr, need_y ? gy.data_ptr<T>() : nullptr, gWst.data(), lock, n,
                      dim1, dim2, dim_out, need_x, need_y, need_w, zero_x, b, e);
