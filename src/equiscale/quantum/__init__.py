@@ -1,0 +1,53 @@
+"""The quantum scale: DFT labels from PySCF (Dask for many frames) in our irreps AO basis, equivariant
+Hamiltonian models, and SCF from predicted Hamiltonians.
+
+Matrices are in Hartree (PySCF's atomic units), positions in Angstrom, dipoles and polarizabilities in
+atomic units; AO matrices are stored and predicted in our irreps basis, and
+:func:`pyscf_to_irreps` is the one place that knows PySCF's AO order. Every name below is imported
+on first use, so that importing the package (and the command line's application declaration)
+imports no torch and no PySCF.
+"""
+from typing import Any
+
+__all__ = [
+    "shells_of",
+    "atom_irreps",
+    "molecule_irreps",
+    "orbital_count",
+    "pyscf_to_irreps",
+    "label_frame",
+    "label_dataset",
+    "SCFNotConverged",
+    "DFTDataset",
+    "displaced_frames",
+    "read_frames",
+    "scf_from_fock",
+    "scf_from_minao",
+    "SCFRun",
+]
+
+_LAZY = {
+    "shells_of": "equiscale.quantum.basis",
+    "atom_irreps": "equiscale.quantum.basis",
+    "molecule_irreps": "equiscale.quantum.basis",
+    "orbital_count": "equiscale.quantum.basis",
+    "pyscf_to_irreps": "equiscale.quantum.basis",
+    "label_frame": "equiscale.quantum.labels",
+    "label_dataset": "equiscale.quantum.labels",
+    "SCFNotConverged": "equiscale.quantum.labels",
+    "DFTDataset": "equiscale.quantum.data",
+    "displaced_frames": "equiscale.quantum.geometry",
+    "read_frames": "equiscale.quantum.geometry",
+    "scf_from_fock": "equiscale.quantum.scf",
+    "scf_from_minao": "equiscale.quantum.scf",
+    "SCFRun": "equiscale.quantum.scf",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Every public name, imported on first use (no torch or PySCF at package import)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'equiscale.quantum' has no attribute {name!r}")

@@ -1,0 +1,222 @@
+"""DFT datasets on disk: a directory of ``.npz`` shards and a ``manifest.json``; the reader and the shard writer.
+
+Layout of ``water.dft/`` (written by ``equiscale data dft``)::
+
+    manifest.json      {"format": 1, "molecule", "basis", "xc", "shells": {"Z": [l, ...]}, "units",
+                        "frames" (stored), "failed" (SCF failures skipped), "failures": [[frame, reason]],
+                        "shards": [{"file", "frames", "failed"}], "seed", "displacements",
+                        "settings" (what a resumed run must match), "complete"}
+    shard-00000.npz    one labelling task: K frames of one molecule
+    shard-00001.npz    ...
+
+Each shard holds, stacked over its K frames: ``numbers`` (A,) int64, ``positions`` (K, A, 3)
+Angstrom, ``energy`` (K,) Hartree, ``fock``, ``overlap``, ``density`` (K, n, n) in our irreps AO
+basis (:func:`~equiscale.quantum.basis.pyscf_to_irreps`), ``orbital_energies`` (K, n) Hartree,
+``dipole`` (K, 3) and ``polarizability`` (K, 3, 3) in atomic units, ``frame_index`` (K,) int64,
+and ``failed_index``/``failed_reason`` for the frames of the task whose SCF did not converge.
+
+Why ``.npz`` shards in a directory, for 10^4-10^5 frames of a few hundred orbitals: such a dataset
+holds three dense ``(n, n)`` float64 matrices per frame, 2 MB at n = 300, so 20-200 GB in all; it
+must be written by many worker processes (or Dask workers on other machines) at once and survive
+interruption, and read lazily. One shard per labelling task is written whole to a temporary name and
+renamed (atomic on POSIX): no writer ever holds a lock or a half-written file, a killed run leaves
+only complete shards, and resuming is "compute the shards that are missing". Reading opens one shard
+at a time (a few MB), so memory does not grow with the dataset, and a shard is a plain numpy file
+(no HDF5 library, no file-level locking that HDF5 needs for concurrent writers, no corruption of a
+whole file by one interrupted write). Uncompressed: dense float64 matrices barely compress, and
+loading stays a copy. A training loop that shuffles should shuffle shards, then frames within them
+(:meth:`DFTDataset.shard_ranges`), to load each shard once per epoch.
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from equiscale.quantum.basis import orbital_count, shells_from_json
+
+__all__ = ["FORMAT", "UNITS", "MANIFEST", "DFTDataset", "shard_name", "write_shard", "read_shard",
+           "read_manifest", "write_manifest"]
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+UNITS = {"positions": "Angstrom", "energy": "Hartree", "fock": "Hartree", "overlap": "1", "density": "electrons",
+         "orbital_energies": "Hartree", "dipole": "e a0 (atomic units, about the origin)",
+         "polarizability": "a0^3 (atomic units)"}
+REQUIRED = ("format", "basis", "xc", "shells", "shards")
+
+
+def shard_name(index: int) -> str:
+    """``shard-00012.npz`` for task 12."""
+    return f"shard-{index:05d}.npz"
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_shard(directory: str | os.PathLike, index: int, arrays: Mapping[str, np.ndarray],
+                failed: list | None = None) -> Path:
+    """Write one shard atomically (temporary file, then rename); returns its path.
+
+    ``failed`` lists ``[frame_index, reason]`` of the task's frames whose SCF did not converge.
+    """
+    path = Path(directory) / shard_name(index)
+    failed = failed or []
+    data = dict(arrays)
+    data["failed_index"] = np.array([int(i) for i, _ in failed], dtype=np.int64)
+    data["failed_reason"] = np.array([str(r) for _, r in failed], dtype=str)
+    _atomic_write(path, lambda file: np.savez(file, **data))
+    return path
+
+
+def _unreadable(path: Path, error: BaseException) -> ValueError:
+    return ValueError(f"{path} is truncated or corrupt ({type(error).__name__}: {str(error).strip()[:80]}); "
+                      "delete it and run the same `equiscale data dft` command again to recompute it")
+
+
+def read_shard(path: str | os.PathLike, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of one shard (only ``keys`` when given); one-line errors for missing or broken files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (listed in {MANIFEST}): run the same `equiscale data dft` "
+                                "command again to recompute it")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in (keys if keys is not None else npz.files)}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+        raise _unreadable(path, error) from None
+
+
+def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a dataset directory; one-line errors for a missing or malformed one."""
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        hint = " (a DFT dataset is a directory written by `equiscale data dft`)" if directory.is_file() else ""
+        raise FileNotFoundError(f"DFT dataset {directory} does not exist or is not a directory{hint}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory} has no {MANIFEST}: not a dataset written by `equiscale data dft`")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from None
+    missing = [k for k in REQUIRED if not isinstance(manifest, dict) or k not in manifest]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: not a manifest of `equiscale data dft`")
+    if manifest["format"] != FORMAT:
+        raise ValueError(f"{path} has format {manifest['format']!r}; this version reads format {FORMAT}")
+    return manifest
+
+
+def write_manifest(directory: str | os.PathLike, manifest: Mapping[str, Any]) -> None:
+    """Write ``manifest.json`` atomically."""
+    text = json.dumps(manifest, indent=1).encode()
+    _atomic_write(Path(directory) / MANIFEST, lambda file: file.write(text))
+
+
+class DFTDataset:
+    """The frames of a DFT dataset directory, read lazily one shard at a time.
+
+    Args:
+        path: the directory written by ``equiscale data dft``.
+        torch: return torch tensors (float64, int64 for integers) instead of numpy arrays.
+        cache_shards: how many loaded shards to keep (least recently used dropped first).
+
+    ``dataset[i]`` is a dict for frame ``i``: ``numbers`` (A,), ``positions`` (A, 3) Angstrom,
+    ``energy`` () Hartree, ``fock``/``overlap``/``density`` (n, n) in our irreps basis,
+    ``orbital_energies`` (n,), ``dipole`` (3,), ``polarizability`` (3, 3) (when computed), and
+    ``frame_index`` () (the frame's number in the labelling run). :attr:`shells` describes the basis;
+    :meth:`irreps` gives a frame's AO irreps.
+
+    Raises:
+        FileNotFoundError / ValueError: one line for a missing directory, manifest or shard, a
+        manifest of another format, a truncated shard, or a shard whose orbital count does not
+        match the manifest's shells.
+    """
+
+    def __init__(self, path: str | os.PathLike, torch: bool = False, cache_shards: int = 2) -> None:
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path)
+        self.shells = shells_from_json(self.manifest["shells"])
+        self.basis: str = self.manifest["basis"]
+        self.xc: str = self.manifest["xc"]
+        self.torch = torch
+        self.cache_shards = max(1, cache_shards)
+        self._shards = [s for s in self.manifest["shards"] if int(s["frames"]) > 0]
+        self._starts = np.cumsum([0] + [int(s["frames"]) for s in self._shards]).tolist()
+        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def shard_ranges(self) -> list[range]:
+        """The frame indices of each shard, in order (for shard-wise shuffling)."""
+        return [range(a, b) for a, b in zip(self._starts[:-1], self._starts[1:])]
+
+    def irreps(self, numbers):
+        """The AO irreps of a molecule with these atomic numbers (:func:`~equiscale.quantum.basis.molecule_irreps`)."""
+        from equiscale.quantum.basis import molecule_irreps
+
+        return molecule_irreps([int(z) for z in numbers], self.shells)
+
+    def _load(self, shard: int) -> dict[str, np.ndarray]:
+        if shard in self._cache:
+            self._cache.move_to_end(shard)
+            return self._cache[shard]
+        entry = self._shards[shard]
+        path = self.path / entry["file"]
+        arrays = read_shard(path)
+        self._validate(path, arrays, int(entry["frames"]))
+        self._cache[shard] = arrays
+        while len(self._cache) > self.cache_shards:
+            self._cache.popitem(last=False)
+        return arrays
+
+    def _validate(self, path: Path, arrays: Mapping[str, np.ndarray], frames: int) -> None:
+        missing = [k for k in ("numbers", "positions", "energy", "fock", "overlap", "density", "orbital_energies",
+                               "dipole", "frame_index") if k not in arrays]
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(missing)}: not a shard of `equiscale data dft`")
+        if len(arrays["energy"]) != frames:
+            raise ValueError(f"{path} holds {len(arrays['energy'])} frames but {MANIFEST} lists {frames}")
+        try:
+            n = orbital_count(arrays["numbers"], self.shells)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        if arrays["fock"].shape[1:] != (n, n):
+            raise ValueError(f"{path} holds {arrays['fock'].shape[1]} orbitals per molecule, but the basis "
+                             f"described in {MANIFEST} gives {n} for its atoms: the shard and manifest do not match")
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"frame {index} is out of range for {len(self)} frames")
+        index = index % len(self)
+        shard = bisect.bisect_right(self._starts, index) - 1
+        arrays = self._load(shard)
+        local = index - self._starts[shard]
+        item = {k: (v if k == "numbers" else v[local]) for k, v in arrays.items() if not k.startswith("failed_")}
+        if self.torch:
+            import torch
+
+            item = {k: torch.as_tensor(np.asarray(v)) for k, v in item.items()}
+        return item
+
+    def __repr__(self) -> str:
+        return (f"DFTDataset({str(self.path)!r}: {len(self)} frames of {self.manifest.get('molecule')}, "
+                f"{self.xc}/{self.basis}, {len(self._shards)} shards)")

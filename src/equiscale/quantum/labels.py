@@ -1,0 +1,383 @@
+"""PySCF labels of molecular frames, in our irreps AO basis: one frame, and one shard of frames.
+
+One frame (:func:`label_frame`): a restricted Kohn-Sham SCF (``xc="hf"``: restricted Hartree-Fock)
+gives the total energy (Hartree), the converged Fock/KS matrix ``F``, the overlap ``S`` and the
+density matrix (all ``(n, n)``, carried into our basis by :func:`~equiscale.quantum.basis.pyscf_to_irreps`),
+the orbital energies ``(n,)`` (Hartree), the dipole moment ``(3,)`` in atomic units (e a0) with the
+nuclear part, about the coordinate origin (``mf.dip_moment(unit="AU")``), and the static
+polarizability ``(3, 3)`` in atomic units by central finite differences of the dipole in a uniform
+electric field: ``alpha[:, j] = (mu(+E e_j) - mu(-E e_j)) / (2 E)`` with ``E = field`` (default
+1e-3 a.u.), the field entering the core Hamiltonian as ``h1e + E r_j`` (the electrons' potential
+energy in the field; the field SCFs start from the zero-field density). The truncation error of the
+central difference is O(E^2): about 1e-6 relative at the default.
+
+One shard (:func:`label_shard`): every frame of one task, SCF failures recorded (frame index and
+reason) and skipped, never stored. This is the function the Dask workers run; it sets one OpenMP/BLAS
+thread (one process per core is the parallelism).
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from equiscale.quantum.geometry import Frame
+
+__all__ = ["SCFNotConverged", "make_molecule", "make_mf", "label_frame", "label_shard", "plan_tasks", "basis_shells",
+           "label_dataset", "FIELDS", "KS_FIELDS"]
+
+FIELDS = ("numbers", "positions", "energy", "fock", "overlap", "density", "orbital_energies", "dipole",
+          "polarizability", "frame_index")
+"""The arrays of a shard (``polarizability`` only when it was computed)."""
+
+KS_FIELDS = ("energy", "fock", "overlap", "density", "orbital_energies", "dipole", "polarizability")
+"""The per-frame labels :func:`label_frame` returns."""
+
+
+class SCFNotConverged(RuntimeError):
+    """The SCF of a frame did not converge (the frame is recorded as failed and skipped)."""
+
+
+def make_molecule(numbers: Sequence[int], positions: np.ndarray, basis: str, charge: int = 0, spin: int = 0):
+    """A built ``pyscf.gto.Mole`` (real spherical AOs, positions in Angstrom).
+
+    Raises:
+        ValueError: one line for non-finite positions, an unknown atomic number, an element the
+            basis does not have, or an electron count that does not fit ``spin``.
+    """
+    from pyscf import gto
+    from pyscf.data.elements import ELEMENTS
+
+    positions = np.asarray(positions, dtype=float)
+    numbers = [int(z) for z in numbers]
+    if positions.shape != (len(numbers), 3):
+        raise ValueError(f"positions must have shape ({len(numbers)}, 3), got {positions.shape}")
+    if not np.isfinite(positions).all():
+        raise ValueError("positions hold NaN or infinite values")
+    bad = [z for z in numbers if not 0 < z < len(ELEMENTS)]
+    if bad:
+        raise ValueError(f"unknown atomic number {bad[0]}")
+    atoms = [(ELEMENTS[z], tuple(p)) for z, p in zip(numbers, positions)]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PySCF's hint to install basis-set-exchange
+            return gto.M(atom=atoms, basis=basis, unit="Angstrom", charge=charge, spin=spin, cart=False, verbose=0)
+    except Exception as error:  # BasisNotFoundError, KeyError, RuntimeError (electrons vs spin), ...
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "not found" in message.lower() or isinstance(error, KeyError):
+            symbols = sorted({ELEMENTS[z] for z in numbers})
+            raise ValueError(f"basis {basis!r} does not cover every element of {', '.join(symbols)} "
+                             f"(PySCF: {message})") from None
+        raise ValueError(f"PySCF cannot build the molecule in basis {basis!r}: {message}") from None
+
+
+def make_mf(mol, xc: str, conv_tol: float = 1e-11, max_cycle: int = 100, conv_tol_grad: float | None = None):
+    """The restricted SCF object: ``scf.RHF`` for ``xc="hf"``, else ``dft.RKS`` with that functional.
+
+    ``conv_tol`` bounds the energy change (Hartree) and ``conv_tol_grad`` the orbital gradient
+    (default ``sqrt(conv_tol)``, PySCF's choice; the labels pass a tighter one, since the error of
+    ``F`` and of the dipole follows the gradient, not the energy).
+    """
+    from pyscf import dft, scf
+
+    if mol.spin != 0:
+        raise ValueError(f"restricted SCF needs a closed shell; this molecule has {mol.nelectron} electrons")
+    mf = scf.RHF(mol) if xc.lower() == "hf" else dft.RKS(mol, xc=xc)
+    mf.conv_tol = conv_tol
+    mf.conv_tol_grad = conv_tol_grad
+    mf.max_cycle = max_cycle
+    mf.verbose = 0
+    return mf
+
+
+def _field_dipoles(mf, dm0: np.ndarray, field: float) -> np.ndarray:
+    """``(3, 3)``: column j is ``(mu(+E e_j) - mu(-E e_j)) / (2E)``."""
+    mol = mf.mol
+    hcore = mf.get_hcore()
+    with mol.with_common_orig((0.0, 0.0, 0.0)):
+        r = mol.intor_symmetric("int1e_r", comp=3)
+    alpha = np.zeros((3, 3))
+    for j in range(3):
+        dipoles = []
+        for sign in (1.0, -1.0):
+            mf_e = mf.copy()  # shallow: shares the built DFT grids
+            h1 = hcore + sign * field * r[j]
+            mf_e.get_hcore = lambda *args, h1=h1: h1
+            mf_e.kernel(dm0=dm0)
+            if not mf_e.converged:
+                raise SCFNotConverged(f"the SCF in a field along {'xyz'[j]} did not converge in {mf.max_cycle} cycles")
+            dipoles.append(mf_e.dip_moment(unit="AU", verbose=0))
+        alpha[:, j] = (dipoles[0] - dipoles[1]) / (2 * field)
+    return alpha
+
+
+def label_frame(numbers: Sequence[int], positions: np.ndarray, basis: str, xc: str = "b3lyp", *,
+                conv_tol: float = 1e-11, conv_tol_grad: float = 1e-7, max_cycle: int = 100, field: float = 1e-3,
+                polarizability: bool = True) -> dict[str, np.ndarray | float]:
+    """The DFT labels of one frame, matrices in our irreps basis.
+
+    Args:
+        numbers: atomic numbers ``(A,)``.
+        positions: ``(A, 3)`` in Angstrom.
+        basis: a PySCF basis name (``"def2-svp"``, ``"sto-3g"``, ...).
+        xc: the functional (``"hf"``: Hartree-Fock).
+        conv_tol: the SCF energy tolerance (Hartree); ``conv_tol_grad`` the orbital-gradient
+            tolerance (bounds the error of ``F``, ``density`` and ``dipole``); ``max_cycle`` the
+            iteration limit.
+        field: the finite-difference field strength (a.u.) of the polarizability.
+        polarizability: compute it (six more SCFs per frame) or leave it out.
+
+    Returns:
+        ``energy`` (float, Hartree), ``fock``/``overlap``/``density`` ``(n, n)``,
+        ``orbital_energies`` ``(n,)`` (Hartree), ``dipole`` ``(3,)`` and ``polarizability``
+        ``(3, 3)`` in atomic units.
+
+    Raises:
+        SCFNotConverged: the SCF (or a field SCF) did not converge.
+        ValueError: bad input (see :func:`make_molecule`).
+    """
+    from equiscale.quantum.basis import pyscf_to_irreps
+
+    mol = make_molecule(numbers, positions, basis)
+    _, P = pyscf_to_irreps(mol)
+    mf = make_mf(mol, xc, conv_tol, max_cycle, conv_tol_grad)
+    mf.kernel()
+    if not mf.converged:
+        raise SCFNotConverged(f"the SCF did not converge in {max_cycle} cycles")
+    dm = mf.make_rdm1()
+    labels: dict[str, Any] = {
+        "energy": float(mf.e_tot),
+        "fock": P @ mf.get_fock(dm=dm) @ P.T,
+        "overlap": P @ mf.get_ovlp() @ P.T,
+        "density": P @ dm @ P.T,
+        "orbital_energies": np.asarray(mf.mo_energy, dtype=float),
+        "dipole": np.asarray(mf.dip_moment(unit="AU", verbose=0), dtype=float),
+    }
+    if polarizability:
+        labels["polarizability"] = _field_dipoles(mf, dm, field)
+    return labels
+
+
+def label_shard(task: Mapping[str, Any], on_frame: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Label the frames of one task (one shard); what the Dask workers run.
+
+    Args:
+        task: ``numbers`` ``(A,)``, ``positions`` ``(K, A, 3)``, ``frame_index`` ``(K,)``, ``shard``
+            (its number), and the options ``basis``, ``xc``, ``conv_tol``, ``conv_tol_grad``, ``max_cycle``, ``field``,
+            ``polarizability`` of :func:`label_frame`.
+        on_frame: called after each frame (a progress bar).
+
+    Returns:
+        ``shard``, ``arrays`` (the shard's arrays over the frames that converged, see
+        :data:`FIELDS`), ``failed`` (list of ``[frame_index, reason]``) and ``seconds``.
+    """
+    os.environ["OMP_NUM_THREADS"] = "1"
+    from pyscf import lib
+
+    lib.num_threads(1)
+    start = time.perf_counter()
+    numbers = np.asarray(task["numbers"], dtype=np.int64)
+    options = {k: task[k] for k in ("conv_tol", "conv_tol_grad", "max_cycle", "field", "polarizability")}
+    rows: list[dict[str, Any]] = []
+    kept, failed = [], []
+    for index, positions in zip(task["frame_index"], task["positions"]):
+        try:
+            rows.append(label_frame(numbers, positions, task["basis"], task["xc"], **options))
+            kept.append((int(index), positions))
+        except SCFNotConverged as error:
+            failed.append([int(index), str(error)])
+        if on_frame is not None:
+            on_frame()
+    arrays: dict[str, np.ndarray] = {"numbers": numbers}
+    n = rows[0]["fock"].shape[0] if rows else 0
+    arrays["positions"] = np.array([p for _, p in kept], dtype=float).reshape(len(kept), len(numbers), 3)
+    arrays["frame_index"] = np.array([i for i, _ in kept], dtype=np.int64)
+    empty = {"energy": (), "fock": (n, n), "overlap": (n, n), "density": (n, n), "orbital_energies": (n,),
+             "dipole": (3,), "polarizability": (3, 3)}
+    for key in KS_FIELDS:
+        if key == "polarizability" and not task["polarizability"]:
+            continue
+        arrays[key] = np.array([row[key] for row in rows], dtype=float).reshape((len(rows), *empty[key]))
+    return {"shard": int(task["shard"]), "arrays": arrays, "failed": failed,
+            "seconds": time.perf_counter() - start}
+
+
+# --- many frames: tasks, resume, Dask ------------------------------------------------------------------------
+def plan_tasks(frames: Sequence[Frame], shard_size: int) -> list[list[int]]:
+    """The frame indices of each task (shard): runs of at most ``shard_size`` consecutive frames of
+    one molecule (a new task starts where the atomic numbers change)."""
+    tasks: list[list[int]] = []
+    for k, frame in enumerate(frames):
+        if (not tasks or len(tasks[-1]) >= shard_size
+                or not np.array_equal(frames[tasks[-1][0]].numbers, frame.numbers)):
+            tasks.append([])
+        tasks[-1].append(k)
+    return tasks
+
+
+def basis_shells(frames: Sequence[Frame], basis: str) -> dict[int, list[int]]:
+    """The shells of every element in ``frames`` (one PySCF build per distinct molecule), checking
+    on the way what would fail later in a worker: positions, elements, closed shells."""
+    from equiscale.quantum.basis import shells_of
+
+    shells: dict[int, list[int]] = {}
+    seen: set[tuple[int, ...]] = set()
+    for k, frame in enumerate(frames):
+        if not np.isfinite(frame.positions).all():
+            raise ValueError(f"frame {k} has NaN or infinite positions")
+        key = tuple(int(z) for z in frame.numbers)
+        if key in seen:
+            continue
+        seen.add(key)
+        mol = make_molecule(frame.numbers, frame.positions, basis)
+        if mol.nelectron % 2:
+            raise ValueError(f"frame {k} has {mol.nelectron} electrons: restricted (closed-shell) SCF needs an even number")
+        for z, ls in shells_of(mol).items():
+            if shells.setdefault(z, ls) != ls:
+                raise ValueError(f"element Z={z} has different shells in different molecules of basis {basis!r}")
+    return shells
+
+
+def _existing(out: Path, index: int, frame_indices: list[int], say) -> dict[str, Any] | None:
+    """The summary of a finished shard (None if it is missing, unreadable or of another task)."""
+    from equiscale.quantum.data import read_shard, shard_name
+
+    path = out / shard_name(index)
+    if not path.exists():
+        return None
+    try:
+        arrays = read_shard(path, ("frame_index", "failed_index", "failed_reason"))
+    except ValueError:
+        say(f"{path} is truncated or corrupt: computing it again")
+        path.unlink()
+        return None
+    done = sorted(arrays["frame_index"].tolist() + arrays["failed_index"].tolist())
+    if done != frame_indices:
+        say(f"{path} holds other frames than its task: computing it again")
+        path.unlink()
+        return None
+    failed = [[int(i), str(r)] for i, r in zip(arrays["failed_index"], arrays["failed_reason"])]
+    return {"file": path.name, "frames": len(arrays["frame_index"]), "failed": failed}
+
+
+def _manifest(info: Mapping[str, Any], shells, done: Mapping[int, dict], complete: bool) -> dict[str, Any]:
+    from equiscale.quantum.basis import shells_to_json
+    from equiscale.quantum.data import FORMAT, UNITS
+
+    shards = [{"file": d["file"], "frames": d["frames"], "failed": len(d["failed"])} for _, d in sorted(done.items())]
+    failures = [f for _, d in sorted(done.items()) for f in d["failed"]]
+    return {"format": FORMAT, **{k: v for k, v in info.items() if k != "settings"}, "shells": shells_to_json(shells),
+            "units": UNITS, "frames": sum(s["frames"] for s in shards), "failed": len(failures),
+            "failures": failures, "shards": shards, "settings": dict(info["settings"]), "complete": complete}
+
+
+def _run(tasks: list[dict[str, Any]], workers: int, scheduler: str | None, on_result, on_frame) -> None:
+    """Run :func:`label_shard` on every task: in this process (one worker, no scheduler) or on Dask."""
+    if not tasks:
+        return
+    if scheduler is None and workers == 1:
+        for task in tasks:
+            on_result(label_shard(task, on_frame))
+        return
+    import logging
+
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+    try:
+        client = Client(cluster if cluster is not None else scheduler, timeout="30s")
+    except OSError as error:
+        raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
+    try:
+        futures = client.map(label_shard, tasks, pure=False)
+        for future in as_completed(futures):
+            on_result(future.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def label_dataset(out: str | os.PathLike, frames: Sequence[Frame], info: Mapping[str, Any], *, basis: str, xc: str,
+                  shard_size: int = 10, workers: int = 1, scheduler: str | None = None, conv_tol: float = 1e-11,
+                  conv_tol_grad: float = 1e-7, max_cycle: int = 100, field: float = 1e-3,
+                  polarizability: bool = True, progress: bool = True, say=print) -> dict[str, Any]:
+    """Label ``frames`` into the dataset directory ``out``, computing only the shards it lacks.
+
+    Args:
+        out: the dataset directory (created; see :mod:`equiscale.quantum.data`).
+        frames: every frame of the run, in order.
+        info: manifest entries: ``molecule``, ``seed``, ``displacements``, ``basis``, ``xc`` and
+            ``settings`` (what a resumed run must match; a directory written with other settings is
+            refused).
+        basis, xc, conv_tol, conv_tol_grad, max_cycle, field, polarizability: see :func:`label_frame`.
+        shard_size: frames per task and shard.
+        workers: local worker processes (a Dask ``LocalCluster``); 1 with no scheduler runs here.
+        scheduler: address of a running Dask scheduler (its workers need equiscale[quantum]).
+        progress: a progress bar (frames/s); ``say`` prints the notes.
+
+    Returns:
+        ``frames`` (stored), ``failed``, ``computed`` (frames labelled now), ``seconds``, ``path``.
+    """
+    from equiscale.quantum.data import MANIFEST, read_manifest, write_manifest, write_shard
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a directory (a DFT dataset is a directory)")
+    if out.is_dir() and (out / MANIFEST).exists():
+        saved = read_manifest(out).get("settings", {})
+        changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in info["settings"].items() if saved.get(k) != v]
+        if changed:
+            raise ValueError(f"{out} was written with other settings ({'; '.join(changed)}): run the same command "
+                             "to resume it, or give another --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"{out} exists, is not empty and has no {MANIFEST}: give a new or empty --out directory")
+    shells = basis_shells(frames, basis)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".shard-*.tmp-*"):
+        stale.unlink()
+    plan = plan_tasks(frames, shard_size)
+    done = {i: d for i, indices in enumerate(plan) if (d := _existing(out, i, indices, say)) is not None}
+    write_manifest(out, _manifest(info, shells, done, complete=len(done) == len(plan)))
+    options = {"basis": basis, "xc": xc, "conv_tol": conv_tol, "conv_tol_grad": conv_tol_grad,
+               "max_cycle": max_cycle, "field": field, "polarizability": polarizability}
+    tasks = [{"shard": i, "numbers": frames[indices[0]].numbers, "frame_index": indices,
+              "positions": np.stack([frames[k].positions for k in indices]), **options}
+             for i, indices in enumerate(plan) if i not in done]
+    todo = sum(len(t["frame_index"]) for t in tasks)
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=todo, unit="frame", desc=f"{xc}/{basis}", smoothing=0.1)
+    per_frame = scheduler is None and workers == 1
+    start = time.perf_counter()
+    state = {"failed": 0}
+
+    def on_result(result: dict[str, Any]) -> None:
+        index = result["shard"]
+        path = write_shard(out, index, result["arrays"], result["failed"])
+        done[index] = {"file": path.name, "frames": len(result["arrays"]["frame_index"]), "failed": result["failed"]}
+        write_manifest(out, _manifest(info, shells, done, complete=len(done) == len(plan)))
+        state["failed"] += len(result["failed"])
+        if bar is not None:
+            if not per_frame:
+                bar.update(len(result["arrays"]["frame_index"]) + len(result["failed"]))
+            bar.set_postfix(failed=state["failed"], refresh=False)
+
+    try:
+        _run(tasks, workers, scheduler, on_result, (lambda: bar.update(1)) if bar is not None and per_frame else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    manifest = read_manifest(out)
+    return {"frames": manifest["frames"], "failed": manifest["failed"], "computed": todo,
+            "seconds": time.perf_counter() - start, "path": str(out)}
