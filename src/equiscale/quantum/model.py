@@ -1,0 +1,311 @@
+"""``HamiltonianModel``: an O(3)-equivariant model of the Fock / Kohn-Sham matrix in an atomic-orbital basis.
+
+Trunk: atoms are nodes with irreps features ``C x (0e + 0o + 1o + 1e + ... )`` up to ``lmax`` (both
+parities: a p-p block holds a pseudo-vector 1e), updated by the shared message-passing block of
+:mod:`equiscale.nn.points` (spherical harmonics of the bond directions, radial weights of the bond
+lengths, computed once per call and passed to each layer's public forward), a linear
+self-connection and a gate.
+
+Heads (the "tensor expansion", :mod:`equiscale.quantum.expansion`):
+
+* diagonal block of atom ``i`` (element Z): ``Linear_Z(x_i + TP(x_i', x_i'))`` gives the
+  coefficients of every ``l1 x l2`` irrep of every shell pair of Z, expanded through
+  Clebsch-Gordan into the block ``G_ii``;
+* off-diagonal block of a pair ``(i, j)`` (rows: atom ``i``, columns: atom ``j``):
+  ``Linear_{Zi Zj}(TP(x_i', x_j') + TP_r([x_i', x_j'], Y(r_ij)))`` with ``r_ij = p_j - p_i``, the
+  second product weighted by a radial MLP of ``|r_ij|``, expanded into ``G_ij``.
+
+Each coefficient is ``mean + scale * output`` with a mean on the invariant (``L = 0``) entries only
+and one scale per irrep copy, both from the training data (:func:`block_statistics`), so the
+network fits a residual of order one.
+
+Symmetry, by construction:
+
+* rotations and reflections: every feature is an irrep of O(3) and the expansion is exact;
+* ``H`` is symmetric: an unordered pair is oriented with the lower atomic number on the rows;
+  ``H_ij = B``, ``H_ji = B^T``, where for two atoms of the same element ``B = (G_ij + G_ji^T) / 2``
+  (which does not depend on which one is ``i``), and ``H_ii = (G_ii + G_ii^T) / 2``;
+* permutations of identical atoms permute rows and columns (nothing depends on atom indices);
+* translations: only differences of positions enter.
+
+Batches: ``{"numbers" (N,), "positions" (N, 3) Angstrom, "batch" (N,) molecule index (sorted)}``;
+the output ``hamiltonian`` is padded ``(B, n_max, n_max)`` Hartree in the irreps AO basis (each
+molecule's AOs are its atoms' shells in atom order), zero beyond ``num_orbitals (B,)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from equiscale import o3
+from equiscale.nn.points import Gate, GaussianBasis, MessagePassing, RadialMLP, uvu_instructions
+from equiscale.o3._linear import Linear
+from equiscale.quantum.basis import atom_irreps
+from equiscale.quantum.expansion import TensorExpansion
+from equiscale.quantum.properties import PropertyHeads
+
+__all__ = ["HamiltonianModel", "hidden_irreps", "pair_key", "symmetric_blocks"]
+
+
+def hidden_irreps(channels: int, lmax: int) -> o3.Irreps:
+    """``channels`` copies of every irrep up to ``lmax``, both parities, sorted."""
+    return o3.Irreps([(channels, (l, p)) for l in range(lmax + 1) for p in (1, -1)]).sort().irreps.simplify()
+
+
+def pair_key(za: int, zb: int) -> str:
+    """The name of the ordered element pair (a ModuleDict key), e.g. ``"1-8"``."""
+    return f"{int(za)}-{int(zb)}"
+
+
+def symmetric_blocks(forward: torch.Tensor, backward: torch.Tensor | None = None) -> torch.Tensor:
+    """``(G + G'^T) / 2`` for blocks ``(..., n, m)`` and ``(..., m, n)`` (``G'`` = ``G`` if None)."""
+    backward = forward if backward is None else backward
+    return 0.5 * (forward + backward.transpose(-1, -2))
+
+
+class _Interaction(nn.Module):
+    """``x -> gate(conv(x) + self_connection(x))``, plus ``x`` when the irreps match."""
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, irreps_sh: o3.Irreps, options: dict[str, Any]) -> None:
+        super().__init__()
+        scalars = o3.Irreps([(mul, ir) for mul, ir in irreps_out if ir == o3.Irrep("0e")])
+        gated = o3.Irreps([(mul, ir) for mul, ir in irreps_out if ir != o3.Irrep("0e")])
+        gates = o3.Irreps([(gated.num_irreps, "0e")])
+        self.gate = Gate(scalars, [torch.nn.functional.silu], gates, [torch.sigmoid], gated)
+        self.conv = MessagePassing(irreps_in, self.gate.irreps_in, irreps_sh, **options)
+        self.self_connection = Linear(irreps_in, self.gate.irreps_in)
+        self.irreps_out = self.gate.irreps_out
+        self.residual = irreps_in == self.irreps_out
+
+    def forward(self, x: torch.Tensor, sh: torch.Tensor, lengths: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        update = self.self_connection(x)
+        if edge_index.shape[1]:
+            weights = self.conv.edge_weights(lengths)
+            update = update + self.conv(x, edge_index=edge_index, edge_attr=sh, edge_weights=weights)
+        out = self.gate(update)
+        return x + out if self.residual else out
+
+
+class _CoefficientHead(nn.Module):
+    """Features -> normalised expansion coefficients -> blocks of one element (pair)."""
+
+    def __init__(self, irreps_in: o3.Irreps, rows: o3.Irreps, cols: o3.Irreps, stats: Mapping[str, Any] | None) -> None:
+        super().__init__()
+        self.expansion = TensorExpansion(rows, cols)
+        self.linear = Linear(irreps_in, self.expansion.irreps_out)
+        dim = self.expansion.irreps_out.dim
+        mean = torch.zeros(dim, dtype=torch.float64)
+        scale = torch.ones(dim, dtype=torch.float64)
+        if stats is not None:
+            mean, scale = torch.tensor(stats["mean"], dtype=torch.float64), torch.tensor(stats["scale"], dtype=torch.float64)
+            if mean.shape != (dim,) or scale.shape != (dim,):
+                raise ValueError(f"block statistics of size {tuple(mean.shape)} do not fit the {dim} coefficients of "
+                                 f"({rows}) x ({cols})")
+        self.register_buffer("mean", mean)
+        self.register_buffer("scale", scale)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        coefficients = self.mean.to(features.dtype) + self.scale.to(features.dtype) * self.linear(features)
+        return self.expansion(coefficients)
+
+
+class HamiltonianModel(nn.Module):
+    """Predicts the AO Hamiltonian (Fock/KS matrix, Hartree) and properties of molecules.
+
+    Args:
+        shells: for each atomic number, the angular momentum of each shell in PySCF's order
+            (``{1: [0], 8: [0, 0, 1]}`` for STO-3G); the AO irreps of an atom are one irrep per shell.
+        lmax: highest degree of the node features and bond harmonics.
+        channels: multiplicity of each irrep of the node features.
+        layers: message-passing layers.
+        cutoff: message-passing radius, Angstrom.
+        pair_channels: multiplicity of each irrep of the pair features.
+        pair_cutoff: off-diagonal blocks only for pairs closer than this (None: every pair of a molecule).
+        num_radial_basis, radial_hidden: radial basis functions and hidden width of the radial MLPs.
+        avg_num_neighbors: normalises the messages.
+        statistics: from :func:`equiscale.quantum.training.model_statistics`: ``blocks`` (mean and scale
+            of the coefficients per element and element pair) and ``energy`` (references); None: zeros/ones.
+
+    ``config`` holds the arguments: ``HamiltonianModel(**model.config)`` rebuilds the architecture.
+    """
+
+    def __init__(self, shells: Mapping[int, list[int]], lmax: int = 2, channels: int = 16, layers: int = 2,
+                 cutoff: float = 5.0, pair_channels: int = 8, pair_cutoff: float | None = None, num_radial_basis: int = 8,
+                 radial_hidden: int = 32, avg_num_neighbors: float = 1.0, statistics: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        shells = {int(z): [int(l) for l in ls] for z, ls in shells.items()}
+        if not shells or any(not ls for ls in shells.values()) or min(shells) < 1 or max(shells) > 118:
+            raise ValueError(f"shells must map atomic numbers 1..118 to non-empty lists of shell l, got {shells}")
+        for name, value in (("lmax", lmax), ("channels", channels), ("layers", layers), ("pair_channels", pair_channels)):
+            if int(value) != value or value < (0 if name == "lmax" else 1):
+                raise ValueError(f"{name} must be a {'non-negative' if name == 'lmax' else 'positive'} integer, got {value!r}")
+        self.config: dict[str, Any] = dict(shells=shells, lmax=int(lmax), channels=int(channels), layers=int(layers),
+                                           cutoff=float(cutoff), pair_channels=int(pair_channels), pair_cutoff=pair_cutoff,
+                                           num_radial_basis=int(num_radial_basis), radial_hidden=int(radial_hidden),
+                                           avg_num_neighbors=float(avg_num_neighbors), statistics=statistics)
+        self.elements = sorted(shells)
+        self.shells, self.cutoff, self.pair_cutoff = shells, float(cutoff), pair_cutoff
+        self.ao_irreps = {z: atom_irreps(ls) for z, ls in shells.items()}
+        table = torch.full((119,), -1, dtype=torch.long)
+        table[torch.tensor(self.elements)] = torch.arange(len(self.elements))
+        self.register_buffer("species_of", table, persistent=False)
+        self.register_buffer("orbitals_of", torch.tensor([self.ao_irreps[z].dim for z in self.elements]), persistent=False)
+
+        # trunk
+        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
+        self.irreps_hidden = hidden_irreps(channels, lmax)
+        options = dict(num_radial_basis=num_radial_basis, radial_hidden=(radial_hidden,), avg_num_neighbors=avg_num_neighbors,
+                       cutoff=cutoff)
+        self.embedding = nn.Embedding(len(self.elements), channels)
+        irreps = o3.Irreps([(channels, "0e")])
+        self.interactions = nn.ModuleList()
+        for _ in range(layers):
+            self.interactions.append(_Interaction(irreps, self.irreps_hidden, self.irreps_sh, options))
+            irreps = self.interactions[-1].irreps_out
+        self.irreps_node = irreps
+
+        # pair features: every irrep some block needs
+        stats = statistics or {}
+        blocks = stats.get("blocks", {})
+        needed = set()
+        for za in self.elements:
+            for zb in self.elements:
+                needed |= {ir for _, ir in TensorExpansion(self.ao_irreps[za], self.ao_irreps[zb]).irreps_out}
+        self.irreps_pair = o3.Irreps([(pair_channels, ir) for ir in sorted(needed)])
+        small = o3.Irreps([(pair_channels, ir) for _, ir in self.irreps_node])
+        self.reduce = Linear(self.irreps_node, small)
+        self.self_product = o3.FullyConnectedTensorProduct(small, small, self.irreps_pair)
+        self.self_linear = Linear(self.irreps_node, self.irreps_pair)
+        self.pair_product = o3.FullyConnectedTensorProduct(small, small, self.irreps_pair)
+        both = (small + small).simplify()
+        lmax_pair = max(ir.l for ir in needed)
+        self.irreps_pair_sh = o3.Irreps.spherical_harmonics(lmax_pair)
+        mid, instructions = uvu_instructions(both, self.irreps_pair_sh, self.irreps_pair)
+        self.bond_product = o3.TensorProduct(both, self.irreps_pair_sh, mid, instructions, shared_weights=False,
+                                             internal_weights=False)
+        self.bond_linear = Linear(mid.simplify(), self.irreps_pair)
+        reach = float(pair_cutoff) if pair_cutoff is not None else max(2.0 * float(cutoff), 8.0)
+        self.pair_basis = GaussianBasis(num_radial_basis, reach)
+        self.pair_radial = RadialMLP([num_radial_basis, radial_hidden, self.bond_product.weight_numel])
+        self.diagonal = nn.ModuleDict({str(z): _CoefficientHead(self.irreps_pair, self.ao_irreps[z], self.ao_irreps[z],
+                                                                blocks.get(str(z))) for z in self.elements})
+        self.offdiagonal = nn.ModuleDict({pair_key(za, zb): _CoefficientHead(self.irreps_pair, self.ao_irreps[za],
+                                                                             self.ao_irreps[zb], blocks.get(pair_key(za, zb)))
+                                          for za in self.elements for zb in self.elements if za <= zb})
+        self.properties = PropertyHeads(self.irreps_node, self.elements, stats.get("energy"))
+
+    # --- inputs -----------------------------------------------------------------------------
+    def species(self, numbers: torch.Tensor) -> torch.Tensor:
+        """Species indices ``(N,)``; ValueError naming elements the model has no basis for."""
+        species = self.species_of[numbers.clamp(0, 118)]
+        bad = (numbers < 1) | (numbers > 118) | (species < 0)
+        if bool(bad.any()):
+            raise ValueError(f"element(s) Z={sorted(set(numbers[bad].tolist()))} not known to this model "
+                             f"(trained for Z={self.elements})")
+        return species
+
+    def _check(self, batch: Mapping[str, torch.Tensor]) -> None:
+        positions = batch["positions"]
+        if positions.dim() != 2 or positions.shape[1] != 3 or positions.shape[0] == 0:
+            raise ValueError(f"positions must have shape (N, 3) with N > 0, got {tuple(positions.shape)}")
+        if not bool(torch.isfinite(positions).all()):
+            raise ValueError("positions hold NaN or infinite values")
+        dtype = self.embedding.weight.dtype
+        if positions.dtype != dtype:
+            raise ValueError(f"the batch is {positions.dtype} but the model's parameters are {dtype}: convert one of them")
+
+    @staticmethod
+    def _molecule(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        positions = batch["positions"]
+        molecule = batch.get("batch")
+        return torch.zeros(positions.shape[0], dtype=torch.long, device=positions.device) if molecule is None else molecule
+
+    def layout(self, numbers: torch.Tensor, molecule: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(ao_count (N,), ao_offset (N,) within its molecule, num_orbitals (B,))``."""
+        count = self.orbitals_of[self.species(numbers)]
+        num_molecules = int(molecule.max().item()) + 1
+        num_orbitals = torch.zeros(num_molecules, dtype=torch.long, device=numbers.device).index_add_(0, molecule, count)
+        start = torch.cumsum(num_orbitals, 0) - num_orbitals
+        offset = torch.cumsum(count, 0) - count - start[molecule]
+        return count, offset, num_orbitals
+
+    def _pairs(self, positions: torch.Tensor, molecule: torch.Tensor, radius: float | None) -> torch.Tensor:
+        """Unordered pairs ``(2, P)`` of the same molecule (closer than ``radius``), ``i < j``."""
+        with torch.no_grad():
+            same = molecule[:, None] == molecule[None, :]
+            if radius is not None:
+                same = same & (torch.cdist(positions, positions) < radius)
+            return torch.triu(same, diagonal=1).nonzero().T
+
+    # --- the model --------------------------------------------------------------------------
+    def node_features(self, species: torch.Tensor, positions: torch.Tensor, molecule: torch.Tensor) -> torch.Tensor:
+        """Trunk features ``(N, irreps_node.dim)``."""
+        pairs = self._pairs(positions, molecule, self.cutoff)
+        edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
+        vectors = positions.index_select(0, edge_index[0]) - positions.index_select(0, edge_index[1])
+        sh = o3.spherical_harmonics(self.irreps_sh, vectors, normalize=True, normalization="component")
+        lengths = vectors.norm(dim=-1)
+        x = self.embedding(species)
+        for layer in self.interactions:
+            x = layer(x, sh, lengths, edge_index)
+        return x
+
+    def _pair_features(self, small: torch.Tensor, positions: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        vectors = positions.index_select(0, cols) - positions.index_select(0, rows)
+        sh = o3.spherical_harmonics(self.irreps_pair_sh, vectors, normalize=True, normalization="component")
+        weights = self.pair_radial(self.pair_basis(vectors.norm(dim=-1)))
+        xi, xj = small.index_select(0, rows), small.index_select(0, cols)
+        both = torch.cat([xi, xj], dim=-1)  # the mul_ir layout of small + small (simplify merges, never reorders)
+        return self.pair_product(xi, xj) + self.bond_linear(self.bond_product(both, sh, weights))
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``hamiltonian (B, n, n)`` (padded), ``num_orbitals (B,)``, ``energy (B,)`` Hartree,
+        ``dipole (B, 3)`` and ``polarizability (B, 3, 3)`` atomic units."""
+        self._check(batch)
+        numbers, positions = batch["numbers"], batch["positions"]
+        molecule = self._molecule(batch)
+        species = self.species(numbers)
+        count, offset, num_orbitals = self.layout(numbers, molecule)
+        x = self.node_features(species, positions, molecule)
+        small = self.reduce(x)
+        n = int(num_orbitals.max().item())
+        hamiltonian = positions.new_zeros(num_orbitals.shape[0], n, n)
+        node_in = self.self_product(small, small) + self.self_linear(x)
+        for z in self.elements:
+            atoms = (numbers == z).nonzero().flatten()
+            if atoms.numel():
+                blocks = symmetric_blocks(self.diagonal[str(z)](node_in.index_select(0, atoms)))
+                hamiltonian = self._place(hamiltonian, blocks, molecule[atoms], offset[atoms], offset[atoms])
+        pairs = self._pairs(positions, molecule, self.pair_cutoff)
+        if pairs.shape[1]:
+            first, second = pairs
+            swap = numbers[first] > numbers[second]  # the lower atomic number on the rows
+            rows, cols = torch.where(swap, second, first), torch.where(swap, first, second)
+            for za in self.elements:
+                for zb in self.elements:
+                    if za > zb:
+                        continue
+                    chosen = ((numbers[rows] == za) & (numbers[cols] == zb)).nonzero().flatten()
+                    if not chosen.numel():
+                        continue
+                    r, c = rows[chosen], cols[chosen]
+                    head = self.offdiagonal[pair_key(za, zb)]
+                    blocks = head(self._pair_features(small, positions, r, c))
+                    if za == zb:
+                        blocks = symmetric_blocks(blocks, head(self._pair_features(small, positions, c, r)))
+                    hamiltonian = self._place(hamiltonian, blocks, molecule[r], offset[r], offset[c])
+                    hamiltonian = self._place(hamiltonian, blocks.transpose(-1, -2), molecule[r], offset[c], offset[r])
+        out = {"hamiltonian": hamiltonian, "num_orbitals": num_orbitals}
+        out.update(self.properties(x, species, positions, molecule, num_orbitals.shape[0]))
+        return out
+
+    @staticmethod
+    def _place(matrix: torch.Tensor, blocks: torch.Tensor, molecule: torch.Tensor, row: torch.Tensor,
+               col: torch.Tensor) -> torch.Tensor:
+        """``matrix[molecule[k], row[k] + a, col[k] + b] = blocks[k, a, b]`` (out of place, differentiable)."""
+        k, n, m = blocks.shape
+        rows = (row[:, None] + torch.arange(n, device=row.device))[:, :, None].expand(k, n, m)
+        cols = (col[:, None] + torch.arange(m, device=col.device))[:, None, :].expand(k, n, m)
+        return matrix.index_put((molecule[:, None, None].expand(k, n, m), rows, cols), blocks)
