@@ -7,11 +7,11 @@ torch, numpy or PySCF at import, so ``equiscale --help`` stays fast.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from equiscale.settings import Settings, non_negative, positive, setting
+from equiscale.settings import Settings, TrainingSettings, non_negative, positive, setting
 
-__all__ = ["DataDFT", "RESUME_KEYS"]
+__all__ = ["DataDFT", "RESUME_KEYS", "TrainHamiltonian", "EvaluateHamiltonian", "HAMILTONIAN_MODELS", "MODEL_KEYS"]
 
 RESUME_KEYS = ("molecule", "structures", "frames", "basis", "xc", "seed", "temperature", "amplitude", "shard_size",
                "polarizability", "field", "conv_tol", "conv_tol_grad", "max_cycle")
@@ -65,3 +65,102 @@ class DataDFT(Settings):
         if self.frames is not None:
             return self.frames
         return None if self.structures else 100
+
+
+# --- train / evaluate hamiltonian ---------------------------------------------------------------------------
+HAMILTONIAN_MODELS = ("equivariant", "baseline")
+MODEL_KEYS = ("lmax", "channels", "layers", "cutoff", "pair_channels", "pair_cutoff", "num_radial_basis", "radial_hidden")
+"""The :class:`TrainHamiltonian` fields that are arguments of :class:`~equiscale.quantum.model.HamiltonianModel`."""
+
+
+def _below_one(value: Any) -> str | None:
+    return None if 0 <= value < 1 else "must be in [0, 1)"
+
+
+def _factor(value: Any) -> str | None:
+    return None if 0 < value < 1 else "must be in (0, 1)"
+
+
+@dataclass
+class TrainHamiltonian(TrainingSettings):
+    """``equiscale train hamiltonian``: fit the Fock/KS matrix (and optionally properties) of a DFT dataset.
+
+    ``data`` may stay unset while settings are assembled (a config file without it); training needs it.
+    ``epochs`` left unset means 200, or "until ``max_time``" when a time budget is given.
+    """
+
+    default_epochs: ClassVar[int] = 200
+
+    data: str | None = setting(None, help="DFT dataset directory (`equiscale data dft`); required here or in --config",
+                               metavar="DIR", default_text="none")
+    out: str = setting("runs/hamiltonian", help="run directory: last.pt, best.pt, history.json", metavar="DIR")
+    valid: str | None = setting(None, help="validation dataset directory", metavar="DIR",
+                                default_text="a random --valid-fraction of --data")
+    valid_fraction: float = setting(0.1, help="fraction of --data held out for validation when --valid is not given "
+                                    "(0: no validation)", check=_below_one)
+    train_frames: int | None = setting(None, help="train on this many of the remaining frames (learning curves)",
+                                       check=positive, default_text="all")
+    model: str = setting("equivariant", help="equivariant: HamiltonianModel; baseline: a plain network of about the "
+                         "same size trained on randomly rotated and reflected frames", choices=HAMILTONIAN_MODELS)
+    batch_size: int = setting(4, help="molecules per batch", check=positive)
+    lr: float = setting(5e-3, help="Adam learning rate", check=positive)
+    lr_factor: float = setting(0.5, help="factor of the learning rate when the monitored loss stops improving",
+                               check=_factor)
+    lr_patience: int = setting(10, help="epochs without improvement before the learning rate drops", check=non_negative)
+    patience: int | None = setting(None, help="early stopping after this many epochs without improvement",
+                                   check=positive, default_text="never")
+    grad_clip: float | None = setting(None, help="clip the gradient norm to this value", check=positive)
+    hamiltonian_weight: float = setting(1.0, help="weight of the MSE of the H entries (Hartree^2)", check=non_negative)
+    energy_weight: float = setting(0.0, help="weight of the MSE of the total energy per atom (Hartree^2)",
+                                   check=non_negative)
+    orbital_weight: float = setting(0.0, help="weight of the MSE of the occupied orbital energies from the predicted "
+                                    "H and the true overlap (Hartree^2)", check=non_negative)
+    dipole_weight: float = setting(0.0, help="weight of the dipole MSE (atomic units)", check=non_negative)
+    polarizability_weight: float = setting(0.0, help="weight of the polarizability MSE (atomic units)",
+                                           check=non_negative)
+    dtype: str = setting("float32", help="precision of training", choices=("float32", "float64"))
+    lmax: int = setting(2, help="highest degree of the node features and bond harmonics", check=non_negative)
+    channels: int = setting(16, help="multiplicity of each irrep of the node features", check=positive)
+    layers: int = setting(2, help="message-passing layers", check=positive)
+    cutoff: float = setting(5.0, help="message-passing radius in Angstrom", check=positive)
+    pair_channels: int = setting(8, help="multiplicity of each irrep of the pair features", check=positive)
+    pair_cutoff: float | None = setting(None, help="predict off-diagonal blocks only for atoms closer than this "
+                                        "(Angstrom)", check=positive, default_text="every pair")
+    num_radial_basis: int = setting(8, help="radial basis functions", check=positive)
+    radial_hidden: int = setting(32, help="hidden width of the radial MLPs", check=positive)
+    width: int | None = setting(None, help="baseline: hidden width of its MLPs", check=positive,
+                                default_text="matched to the equivariant model's parameter count")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        weights = (self.hamiltonian_weight, self.energy_weight, self.orbital_weight, self.dipole_weight,
+                   self.polarizability_weight)
+        if max(weights) <= 0:
+            raise ValueError("loss weights must not all be zero (hamiltonian_weight, energy_weight, orbital_weight, "
+                             "dipole_weight, polarizability_weight)")
+
+    def model_options(self) -> dict[str, Any]:
+        """The equivariant model's architecture: the :data:`MODEL_KEYS` fields by name."""
+        return {key: getattr(self, key) for key in MODEL_KEYS}
+
+
+@dataclass
+class EvaluateHamiltonian(Settings):
+    """``equiscale evaluate hamiltonian``: QH9 metrics, SCF from the predicted H against ``minao``, figures."""
+
+    checkpoint: str = setting(None, help="best.pt or last.pt of `equiscale train hamiltonian` (a run directory: its "
+                              "best.pt)", positional=True, required=True, metavar="CHECKPOINT")
+    data: str = setting(None, help="DFT dataset directory to evaluate on (held-out frames)", required=True,
+                        metavar="DIR")
+    frames: int | None = setting(None, help="evaluate the first N frames", check=positive, default_text="all")
+    scf_frames: int = setting(5, help="frames on which PySCF runs from the predicted H and from minao (0: none)",
+                              check=non_negative)
+    conv_tol: float = setting(1e-10, help="SCF energy tolerance of those runs, Hartree", check=positive)
+    batch_size: int = setting(8, help="molecules per batch", check=positive)
+    dtype: str | None = setting(None, help="precision", choices=("float32", "float64"),
+                                default_text="the training precision")
+    json: str | None = setting(None, help="also write the metrics as JSON to this file", metavar="FILE.json")
+    figures: bool = setting(True, help="write the figures (--no-figures: none, no matplotlib needed)")
+    out: str | None = setting(None, help="directory for the figures", metavar="DIR",
+                              default_text="the checkpoint's directory")
+    threads: int | None = setting(None, help="torch CPU threads", check=positive, default_text="torch's choice")
