@@ -34,7 +34,7 @@ molecule's AOs are its atoms' shells in atom order), zero beyond ``num_orbitals 
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -46,7 +46,8 @@ from equiscale.quantum.basis import atom_irreps
 from equiscale.quantum.expansion import TensorExpansion
 from equiscale.quantum.properties import PropertyHeads
 
-__all__ = ["HamiltonianModel", "hidden_irreps", "pair_key", "symmetric_blocks"]
+__all__ = ["HamiltonianModel", "hidden_irreps", "pair_key", "symmetric_blocks", "molecule_pairs", "place_blocks",
+           "assemble_hamiltonian"]
 
 
 def hidden_irreps(channels: int, lmax: int) -> o3.Irreps:
@@ -63,6 +64,64 @@ def symmetric_blocks(forward: torch.Tensor, backward: torch.Tensor | None = None
     """``(G + G'^T) / 2`` for blocks ``(..., n, m)`` and ``(..., m, n)`` (``G'`` = ``G`` if None)."""
     backward = forward if backward is None else backward
     return 0.5 * (forward + backward.transpose(-1, -2))
+
+
+def molecule_pairs(positions: torch.Tensor, molecule: torch.Tensor, radius: float | None) -> torch.Tensor:
+    """Unordered atom pairs ``(2, P)`` of the same molecule (closer than ``radius`` when given), ``i < j``."""
+    with torch.no_grad():
+        same = molecule[:, None] == molecule[None, :]
+        if radius is not None:
+            same = same & (torch.cdist(positions, positions) < radius)
+        return torch.triu(same, diagonal=1).nonzero().T
+
+
+def place_blocks(matrix: torch.Tensor, blocks: torch.Tensor, molecule: torch.Tensor, row: torch.Tensor,
+                 col: torch.Tensor) -> torch.Tensor:
+    """``matrix[molecule[k], row[k] + a, col[k] + b] = blocks[k, a, b]`` (out of place, differentiable)."""
+    k, n, m = blocks.shape
+    rows = (row[:, None] + torch.arange(n, device=row.device))[:, :, None].expand(k, n, m)
+    cols = (col[:, None] + torch.arange(m, device=col.device))[:, None, :].expand(k, n, m)
+    return matrix.index_put((molecule[:, None, None].expand(k, n, m), rows, cols), blocks)
+
+
+def assemble_hamiltonian(numbers: torch.Tensor, positions: torch.Tensor, molecule: torch.Tensor, offset: torch.Tensor,
+                         num_orbitals: torch.Tensor, elements: Sequence[int],
+                         diagonal: Callable[[int, torch.Tensor], torch.Tensor],
+                         pair: Callable[[int, int, torch.Tensor, torch.Tensor], torch.Tensor],
+                         pair_cutoff: float | None = None) -> torch.Tensor:
+    """The padded symmetric ``(B, n, n)`` matrix from block functions.
+
+    ``diagonal(z, atoms)`` gives ``G_ii`` ``(K, n_z, n_z)`` for atoms of element z; ``pair(za, zb, rows,
+    cols)`` gives ``G_ij`` ``(K, n_za, n_zb)`` for pairs with ``za <= zb`` (rows: the lower atomic
+    number). Symmetry by construction: ``H_ii = (G_ii + G_ii^T)/2``, ``H_ij = B``, ``H_ji = B^T`` with
+    ``B = G_ij`` for two elements and ``B = (G_ij + G_ji^T)/2`` for one (so it does not depend on
+    which atom comes first).
+    """
+    n = int(num_orbitals.max().item())
+    hamiltonian = positions.new_zeros(num_orbitals.shape[0], n, n)
+    for z in elements:
+        atoms = (numbers == z).nonzero().flatten()
+        if atoms.numel():
+            blocks = symmetric_blocks(diagonal(z, atoms))
+            hamiltonian = place_blocks(hamiltonian, blocks, molecule[atoms], offset[atoms], offset[atoms])
+    pairs = molecule_pairs(positions, molecule, pair_cutoff)
+    if not pairs.shape[1]:
+        return hamiltonian
+    first, second = pairs
+    swap = numbers[first] > numbers[second]
+    rows, cols = torch.where(swap, second, first), torch.where(swap, first, second)
+    for za in elements:
+        for zb in elements:
+            chosen = ((numbers[rows] == za) & (numbers[cols] == zb)).nonzero().flatten() if za <= zb else None
+            if chosen is None or not chosen.numel():
+                continue
+            r, c = rows[chosen], cols[chosen]
+            blocks = pair(za, zb, r, c)
+            if za == zb:
+                blocks = symmetric_blocks(blocks, pair(za, zb, c, r))
+            hamiltonian = place_blocks(hamiltonian, blocks, molecule[r], offset[r], offset[c])
+            hamiltonian = place_blocks(hamiltonian, blocks.transpose(-1, -2), molecule[r], offset[c], offset[r])
+    return hamiltonian
 
 
 class _Interaction(nn.Module):
@@ -231,18 +290,10 @@ class HamiltonianModel(nn.Module):
         offset = torch.cumsum(count, 0) - count - start[molecule]
         return count, offset, num_orbitals
 
-    def _pairs(self, positions: torch.Tensor, molecule: torch.Tensor, radius: float | None) -> torch.Tensor:
-        """Unordered pairs ``(2, P)`` of the same molecule (closer than ``radius``), ``i < j``."""
-        with torch.no_grad():
-            same = molecule[:, None] == molecule[None, :]
-            if radius is not None:
-                same = same & (torch.cdist(positions, positions) < radius)
-            return torch.triu(same, diagonal=1).nonzero().T
-
     # --- the model --------------------------------------------------------------------------
     def node_features(self, species: torch.Tensor, positions: torch.Tensor, molecule: torch.Tensor) -> torch.Tensor:
         """Trunk features ``(N, irreps_node.dim)``."""
-        pairs = self._pairs(positions, molecule, self.cutoff)
+        pairs = molecule_pairs(positions, molecule, self.cutoff)
         edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
         vectors = positions.index_select(0, edge_index[0]) - positions.index_select(0, edge_index[1])
         sh = o3.spherical_harmonics(self.irreps_sh, vectors, normalize=True, normalization="component")
@@ -270,42 +321,12 @@ class HamiltonianModel(nn.Module):
         count, offset, num_orbitals = self.layout(numbers, molecule)
         x = self.node_features(species, positions, molecule)
         small = self.reduce(x)
-        n = int(num_orbitals.max().item())
-        hamiltonian = positions.new_zeros(num_orbitals.shape[0], n, n)
         node_in = self.self_product(small, small) + self.self_linear(x)
-        for z in self.elements:
-            atoms = (numbers == z).nonzero().flatten()
-            if atoms.numel():
-                blocks = symmetric_blocks(self.diagonal[str(z)](node_in.index_select(0, atoms)))
-                hamiltonian = self._place(hamiltonian, blocks, molecule[atoms], offset[atoms], offset[atoms])
-        pairs = self._pairs(positions, molecule, self.pair_cutoff)
-        if pairs.shape[1]:
-            first, second = pairs
-            swap = numbers[first] > numbers[second]  # the lower atomic number on the rows
-            rows, cols = torch.where(swap, second, first), torch.where(swap, first, second)
-            for za in self.elements:
-                for zb in self.elements:
-                    if za > zb:
-                        continue
-                    chosen = ((numbers[rows] == za) & (numbers[cols] == zb)).nonzero().flatten()
-                    if not chosen.numel():
-                        continue
-                    r, c = rows[chosen], cols[chosen]
-                    head = self.offdiagonal[pair_key(za, zb)]
-                    blocks = head(self._pair_features(small, positions, r, c))
-                    if za == zb:
-                        blocks = symmetric_blocks(blocks, head(self._pair_features(small, positions, c, r)))
-                    hamiltonian = self._place(hamiltonian, blocks, molecule[r], offset[r], offset[c])
-                    hamiltonian = self._place(hamiltonian, blocks.transpose(-1, -2), molecule[r], offset[c], offset[r])
+        hamiltonian = assemble_hamiltonian(numbers, positions, molecule, offset, num_orbitals, self.elements,
+                                           lambda z, atoms: self.diagonal[str(z)](node_in.index_select(0, atoms)),
+                                           lambda za, zb, r, c: self.offdiagonal[pair_key(za, zb)](
+                                               self._pair_features(small, positions, r, c)),
+                                           self.pair_cutoff)
         out = {"hamiltonian": hamiltonian, "num_orbitals": num_orbitals}
         out.update(self.properties(x, species, positions, molecule, num_orbitals.shape[0]))
         return out
-
-    @staticmethod
-    def _place(matrix: torch.Tensor, blocks: torch.Tensor, molecule: torch.Tensor, row: torch.Tensor,
-               col: torch.Tensor) -> torch.Tensor:
-        """``matrix[molecule[k], row[k] + a, col[k] + b] = blocks[k, a, b]`` (out of place, differentiable)."""
-        k, n, m = blocks.shape
-        rows = (row[:, None] + torch.arange(n, device=row.device))[:, :, None].expand(k, n, m)
-        cols = (col[:, None] + torch.arange(m, device=col.device))[:, None, :].expand(k, n, m)
-        return matrix.index_put((molecule[:, None, None].expand(k, n, m), rows, cols), blocks)

@@ -1,0 +1,334 @@
+"""Training a Hamiltonian model with the shared :class:`equiscale.train.Trainer`.
+
+``train_hamiltonian(TrainHamiltonian(data="water.dft", out="runs/h"))`` reads the frames of a DFT
+dataset directory (:class:`~equiscale.quantum.data.DFTDataset`), splits off a validation set (or
+reads ``valid``), computes the statistics the model normalises with on the training frames
+(:func:`model_statistics`), builds the model (``equivariant`` or the augmented ``baseline``) and
+trains it with Adam, ``ReduceLROnPlateau``, the Trainer's weight average and atomic checkpoints whose
+header is ``CheckpointHeader("hamiltonian", settings, statistics, dtype)``;
+:func:`load_hamiltonian` rebuilds the model from one.
+
+The loss is the MSE of the H entries in Hartree^2 (over each molecule's own AOs), plus optional
+weighted MSEs of the energy per atom, the occupied orbital energies (from the predicted H and the
+true overlap), the dipole and the polarizability. The frames used are held in memory (only the
+arrays the loss needs): ~3 n^2 numbers per frame, e.g. 14 MB for 1,000 frames of 24 orbitals.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from equiscale.quantum.settings import TrainHamiltonian
+
+__all__ = ["KIND", "load_frames", "collate", "model_statistics", "build_model", "count_parameters", "hamiltonian_loss",
+           "make_step", "train_hamiltonian", "load_hamiltonian"]
+
+KIND = "hamiltonian"
+KEYS = ("numbers", "positions", "energy", "fock", "overlap", "orbital_energies", "dipole", "polarizability")
+STATISTICS_FRAMES = 200  # frames the block statistics are taken from
+
+
+def load_frames(path: str | Path, indices: Sequence[int] | None = None) -> tuple[list[dict[str, np.ndarray]], dict[int, list[int]]]:
+    """The frames ``indices`` (default all) of a DFT dataset directory with the arrays training uses, and its shells."""
+    from equiscale.quantum.data import DFTDataset
+
+    dataset = DFTDataset(path)
+    indices = range(len(dataset)) if indices is None else indices
+    frames = []
+    for i in sorted(indices):  # shard order: each shard is read once
+        item = dataset[int(i)]
+        frames.append({k: np.asarray(item[k]) for k in KEYS if k in item})
+    return frames, dataset.shells
+
+
+def collate(frames: Sequence[Mapping[str, np.ndarray]], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """A batch of molecules: ``numbers (N,)``, ``positions (N, 3)``, ``batch (N,)``, padded ``fock``/``overlap``
+    ``(B, n, n)`` (identity overlap in the padding), ``orbital_energies (B, n)``, ``num_orbitals``,
+    ``energy (B,)``, ``dipole (B, 3)``, ``polarizability (B, 3, 3)`` (NaN when a frame has none)."""
+    sizes = [f["fock"].shape[-1] for f in frames]
+    n = max(sizes)
+    fock = torch.zeros(len(frames), n, n, dtype=dtype)
+    overlap = torch.eye(n, dtype=dtype).repeat(len(frames), 1, 1)
+    orbitals = torch.zeros(len(frames), n, dtype=dtype)
+    for b, (f, m) in enumerate(zip(frames, sizes)):
+        fock[b, :m, :m] = torch.as_tensor(f["fock"], dtype=dtype)
+        overlap[b, :m, :m] = torch.as_tensor(f["overlap"], dtype=dtype)
+        orbitals[b, :m] = torch.as_tensor(f["orbital_energies"], dtype=dtype)
+    nan3 = np.full((3, 3), np.nan)
+    return {
+        "numbers": torch.as_tensor(np.concatenate([f["numbers"] for f in frames]), dtype=torch.long),
+        "positions": torch.as_tensor(np.concatenate([f["positions"] for f in frames]), dtype=dtype),
+        "batch": torch.cat([torch.full((len(f["numbers"]),), b, dtype=torch.long) for b, f in enumerate(frames)]),
+        "fock": fock, "overlap": overlap, "orbital_energies": orbitals, "num_orbitals": torch.tensor(sizes),
+        "energy": torch.tensor([float(f["energy"]) for f in frames], dtype=dtype),
+        "dipole": torch.as_tensor(np.stack([f["dipole"] for f in frames]), dtype=dtype),
+        "polarizability": torch.as_tensor(np.stack([f.get("polarizability", nan3) for f in frames]), dtype=dtype),
+    }
+
+
+def _atom_offsets(numbers: Sequence[int], shells: Mapping[int, list[int]]) -> list[int]:
+    sizes = [sum(2 * l + 1 for l in shells[int(z)]) for z in numbers]
+    return [sum(sizes[:a]) for a in range(len(sizes))] + [sum(sizes)]
+
+
+def model_statistics(frames: Sequence[Mapping[str, np.ndarray]], shells: Mapping[int, list[int]],
+                     pair_cutoff: float | None = None, cutoff: float = 5.0) -> dict[str, Any]:
+    """What the model normalises with, from training frames (JSON-friendly; keys are strings).
+
+    ``blocks``: per element ``"Z"`` (diagonal) and element pair ``"Za-Zb"`` (``Za <= Zb``) the mean of
+    the invariant (``L = 0``) expansion coefficients and the RMS deviation of each irrep copy (a scale
+    that rotations do not change); ``energy``: least-squares reference energy per element and the RMS
+    of the per-atom residual; ``polarizability``: per-element share of the mean isotropic part;
+    ``avg_num_neighbors`` within ``cutoff``; ``shells``; ``probe``: the first frame's geometry (for checks).
+    """
+    from equiscale.quantum.basis import atom_irreps, shells_to_json
+    from equiscale.quantum.expansion import TensorExpansion
+
+    elements = sorted(int(z) for z in shells)
+    irreps = {z: atom_irreps(shells[z]) for z in elements}
+    samples: dict[str, list[torch.Tensor]] = {}
+    heads: dict[str, TensorExpansion] = {}
+    neighbors = []
+    for frame in frames[:STATISTICS_FRAMES]:
+        numbers, positions = [int(z) for z in frame["numbers"]], np.asarray(frame["positions"])
+        fock = torch.as_tensor(np.asarray(frame["fock"]), dtype=torch.float64)
+        offsets = _atom_offsets(numbers, shells)
+        distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+        neighbors.append(((distances < cutoff).sum() - len(numbers)) / len(numbers))
+        for i, zi in enumerate(numbers):
+            for j, zj in enumerate(numbers):
+                if zi > zj or (i != j and pair_cutoff is not None and distances[i, j] >= pair_cutoff):
+                    continue
+                if i != j and zi == zj and i > j:
+                    continue
+                key = str(zi) if i == j else f"{zi}-{zj}"
+                if key not in heads:
+                    heads[key] = TensorExpansion(irreps[zi], irreps[zj])
+                block = fock[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
+                blocks = [block, block.T] if zi == zj else [block]  # both orientations of one element
+                samples.setdefault(key, []).extend(heads[key].project(b) for b in blocks)
+    blocks = {}
+    for key, values in samples.items():
+        coefficients = torch.stack(values)
+        irreps_out = heads[key].irreps_out
+        mean = torch.zeros(irreps_out.dim, dtype=torch.float64)
+        scale = torch.ones(irreps_out.dim, dtype=torch.float64)
+        for (mul, ir), part in zip(irreps_out, irreps_out.slices()):
+            values_ir = coefficients[:, part].reshape(len(coefficients), mul, ir.dim)
+            if ir.l == 0 and ir.p == 1:
+                mean[part] = values_ir.mean(0).flatten()
+            centred = values_ir - mean[part].reshape(1, mul, ir.dim)
+            rms = centred.square().mean(dim=(0, 2)).sqrt().clamp_min(1e-6)
+            scale[part] = rms.repeat_interleave(ir.dim)
+        blocks[key] = {"mean": mean.tolist(), "scale": scale.tolist()}
+    counts = np.array([[sum(1 for z in f["numbers"] if int(z) == e) for e in elements] for f in frames], dtype=float)
+    energies = np.array([float(f["energy"]) for f in frames])
+    reference, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    residual = (energies - counts @ reference) / counts.sum(1)
+    alpha = np.array([np.trace(f["polarizability"]) / 3 if "polarizability" in f else np.nan for f in frames])
+    share = {}
+    if np.isfinite(alpha).any():
+        good = np.isfinite(alpha)
+        share_values, *_ = np.linalg.lstsq(counts[good], alpha[good], rcond=None)
+        share = {str(z): float(v) for z, v in zip(elements, share_values)}
+    first = frames[0]
+    return {
+        "shells": shells_to_json(shells),
+        "blocks": blocks,
+        "energy": {"reference": {str(z): float(v) for z, v in zip(elements, reference)},
+                   "scale": float(max(np.sqrt(np.mean(residual ** 2)), 1e-4)), "polarizability": share},
+        "avg_num_neighbors": float(max(np.mean(neighbors), 1.0)),
+        "probe": {"numbers": [int(z) for z in first["numbers"]], "positions": np.asarray(first["positions"]).tolist()},
+        "frames": len(frames),
+    }
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _equivariant(settings: Mapping[str, Any], statistics: Mapping[str, Any]) -> nn.Module:
+    from equiscale.quantum.basis import shells_from_json
+    from equiscale.quantum.model import HamiltonianModel
+    from equiscale.quantum.settings import MODEL_KEYS
+
+    energy = dict(statistics["energy"])
+    return HamiltonianModel(shells_from_json(statistics["shells"]), avg_num_neighbors=statistics["avg_num_neighbors"],
+                            statistics={"blocks": statistics["blocks"], "energy": energy},
+                            **{k: settings[k] for k in MODEL_KEYS if k in settings})
+
+
+def _baseline_width(settings: Mapping[str, Any], statistics: Mapping[str, Any]) -> int:
+    """The baseline width whose parameter count is closest to the equivariant model's."""
+    from equiscale.quantum.baseline import BaselineHamiltonian
+    from equiscale.quantum.basis import shells_from_json
+
+    target = count_parameters(_equivariant(settings, statistics))
+    shells = shells_from_json(statistics["shells"])
+    best = min(range(8, 257, 4), key=lambda w: abs(count_parameters(BaselineHamiltonian(shells, width=w,
+                                                                                         layers=settings["layers"])) - target))
+    return best
+
+
+def build_model(settings: Mapping[str, Any], statistics: Mapping[str, Any]) -> nn.Module:
+    """The (float32) model of a run's settings (a dict, e.g. a checkpoint header's) and statistics."""
+    if settings.get("model", "equivariant") == "equivariant":
+        return _equivariant(settings, statistics)
+    from equiscale.quantum.baseline import BaselineHamiltonian
+    from equiscale.quantum.basis import shells_from_json
+
+    width = settings.get("width") or statistics.get("baseline_width") or _baseline_width(settings, statistics)
+    return BaselineHamiltonian(shells_from_json(statistics["shells"]), width=width, layers=settings["layers"],
+                               cutoff=settings["cutoff"], pair_cutoff=settings.get("pair_cutoff"),
+                               statistics={"blocks": statistics["blocks"], "energy": statistics["energy"]})
+
+
+def _mask(num_orbitals: torch.Tensor, n: int) -> torch.Tensor:
+    valid = torch.arange(n, device=num_orbitals.device)[None] < num_orbitals[:, None]
+    return valid[:, :, None] & valid[:, None, :]
+
+
+def hamiltonian_loss(prediction: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor],
+                     weights: Mapping[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted loss and its metrics (``h_mae_uha``: MAE of the H entries in micro-Hartree).
+
+    ``weights``: ``hamiltonian``, ``energy``, ``orbital``, ``dipole``, ``polarizability``.
+    """
+    mask = _mask(batch["num_orbitals"], batch["fock"].shape[-1])
+    error = (prediction["hamiltonian"] - batch["fock"])[mask]
+    loss = weights.get("hamiltonian", 1.0) * error.square().mean()
+    metrics = {"h_mae_uha": float(error.detach().abs().mean()) * 1e6}
+    atoms = torch.bincount(batch["batch"], minlength=batch["energy"].shape[0]).to(batch["energy"].dtype)
+    if weights.get("energy", 0) > 0:
+        e = (prediction["energy"] - batch["energy"]) / atoms
+        loss = loss + weights["energy"] * e.square().mean()
+        metrics["energy_mae_per_atom"] = float(e.detach().abs().mean())
+    if weights.get("dipole", 0) > 0:
+        d = prediction["dipole"] - batch["dipole"]
+        loss = loss + weights["dipole"] * d.square().mean()
+        metrics["dipole_mae"] = float(d.detach().abs().mean())
+    if weights.get("polarizability", 0) > 0 and bool(torch.isfinite(batch["polarizability"]).all()):
+        p = prediction["polarizability"] - batch["polarizability"]
+        loss = loss + weights["polarizability"] * p.square().mean()
+        metrics["polarizability_mae"] = float(p.detach().abs().mean())
+    if weights.get("orbital", 0) > 0:
+        from equiscale.quantum.properties import occupied_count, solve_fock
+
+        errors = []
+        for b, n in enumerate(batch["num_orbitals"].tolist()):
+            occupied = occupied_count(batch["numbers"][batch["batch"] == b])
+            eps, _ = solve_fock(prediction["hamiltonian"][b, :n, :n], batch["overlap"][b, :n, :n])
+            errors.append(eps[:occupied] - batch["orbital_energies"][b, :occupied])
+        o = torch.cat(errors)
+        loss = loss + weights["orbital"] * o.square().mean()
+        metrics["orbital_mae"] = float(o.detach().abs().mean())
+    return loss, metrics
+
+
+def make_step(weights: Mapping[str, float], shells: Mapping[int, list[int]] | None = None,
+              seed: int = 0) -> Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, float]]]:
+    """The Trainer's step; with ``shells`` (the baseline) training batches are randomly rotated and
+    reflected first (:func:`~equiscale.quantum.baseline.augment`), validation batches never."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def step(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        if shells is not None and model.training:
+            from equiscale.quantum.baseline import augment
+
+            batch = augment(batch, shells, generator)
+        return hamiltonian_loss(model(batch), batch, weights)
+
+    return step
+
+
+def _split(settings: TrainHamiltonian) -> tuple[list[dict], list[dict] | None, dict[int, list[int]]]:
+    from equiscale.quantum.data import DFTDataset
+
+    total = len(DFTDataset(settings.data))
+    if total == 0:
+        raise ValueError(f"{settings.data} holds no frames")
+    order = np.random.default_rng(settings.seed).permutation(total)
+    valid_frames, shells = None, None
+    if settings.valid:
+        valid_frames, shells = load_frames(settings.valid)
+        train_index = order
+    elif settings.valid_fraction > 0 and total >= 2:
+        held = max(1, round(settings.valid_fraction * total))
+        train_index, valid_index = order[held:], order[:held]
+        valid_frames, shells = load_frames(settings.data, valid_index)
+    else:
+        train_index = order
+    if settings.train_frames is not None:
+        train_index = train_index[: settings.train_frames]
+    train_frames, train_shells = load_frames(settings.data, train_index)
+    if shells is not None and shells != train_shells:
+        raise ValueError(f"{settings.valid} has another basis description ({shells}) than {settings.data} ({train_shells})")
+    return train_frames, valid_frames, train_shells
+
+
+def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None) -> dict[str, Any]:
+    """Train (or, with ``resume``, continue) a Hamiltonian model; returns the Trainer's summary plus
+    ``parameters``.
+
+    Raises:
+        FileNotFoundError, ValueError: a missing or unreadable dataset, an ``out`` holding a run (without resume).
+    """
+    from equiscale.train import CheckpointHeader, Trainer, make_loader, seed_everything, trainer_config
+
+    resume = settings.resume if resume is None else resume
+    if not settings.data:
+        raise ValueError("no training data: pass --data DIR (or set 'data:' in the --config file)")
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    seed_everything(settings.seed)
+    dtype = getattr(torch, settings.dtype)
+    train_frames, valid_frames, shells = _split(settings)
+    statistics = model_statistics(train_frames, shells, settings.pair_cutoff, settings.cutoff)
+    options = dict(vars(settings))
+    if settings.model == "baseline" and settings.width is None:
+        statistics["baseline_width"] = _baseline_width(options, statistics)
+    model = build_model(options, statistics).to(dtype)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=settings.lr_factor,
+                                                           patience=settings.lr_patience)
+
+    def loader(frames: list[dict] | None, shuffle: bool):
+        if frames is None:
+            return None
+        return make_loader(frames, settings.batch_size, shuffle=shuffle, seed=settings.seed,
+                           collate_fn=lambda items: collate(items, dtype))
+
+    weights = {"hamiltonian": settings.hamiltonian_weight, "energy": settings.energy_weight,
+               "orbital": settings.orbital_weight, "dipole": settings.dipole_weight,
+               "polarizability": settings.polarizability_weight}
+    step = make_step(weights, shells if settings.model == "baseline" else None, settings.seed)
+    config = trainer_config(settings, patience=settings.patience, grad_clip=settings.grad_clip)
+    trainer = Trainer(model, optimizer, step, loader(train_frames, True), settings.out, config,
+                      val_data=loader(valid_frames, False), scheduler=scheduler,
+                      header=CheckpointHeader(KIND, settings, statistics, settings.dtype))
+    if trainer.is_main and not settings.quiet:
+        print(f"training the {settings.model} model ({count_parameters(model)} parameters) on {len(train_frames)} "
+              f"frames, validating on {len(valid_frames or [])}; writing {Path(settings.out)}", flush=True)
+    summary = trainer.fit(resume=resume)
+    summary["parameters"] = count_parameters(model)
+    return summary
+
+
+def load_hamiltonian(path: str | Path, dtype: str | torch.dtype | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """The model of a ``hamiltonian`` checkpoint (or run directory) with its inference weights, in
+    ``dtype`` (default: the training dtype), in eval mode; and the checkpoint's state."""
+    from equiscale.check import checkpoint_file
+    from equiscale.train import inference_weights, load_checkpoint
+
+    state = load_checkpoint(checkpoint_file(path), kind=KIND)
+    header = state["header"]
+    model = build_model(header["settings"], header["statistics"])
+    model.load_state_dict(inference_weights(state))
+    dtype = dtype or header.get("dtype", "float32")
+    model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype).eval()
+    return model, state
