@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from equiscale.o3 import Irreps
 
 __all__ = ["shells_of", "atom_irreps", "molecule_irreps", "orbital_count", "shell_transform", "pyscf_to_irreps",
+           "ao_transform",
            "to_irreps", "from_irreps", "shells_to_json", "shells_from_json"]
 
 
@@ -124,6 +125,30 @@ def shell_transform(l: int) -> np.ndarray:
     return block
 
 
+def ao_transform(mol, blocks: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
+    """``P`` of :func:`pyscf_to_irreps` alone, in numpy (no torch import when ``blocks`` is given).
+
+    Args:
+        mol: a built ``pyscf.gto.Mole`` with real spherical AOs.
+        blocks: ``{l: shell_transform(l)}`` computed elsewhere (what the labelling workers get, so
+            that they never import torch); missing l are computed here.
+    """
+    shells = shells_of(mol)
+    numbers = [_atomic_number(mol, a) for a in range(mol.natm)]
+    n = mol.nao_nr()
+    if orbital_count(numbers, shells) != n:
+        raise ValueError(f"the molecule has {n} AOs but its shells describe {orbital_count(numbers, shells)}")
+    P = np.zeros((n, n))
+    start = 0
+    for z in numbers:
+        for l in shells[z]:
+            size = 2 * l + 1
+            P[start:start + size, start:start + size] = (blocks[l] if blocks is not None and l in blocks
+                                                         else shell_transform(l))
+            start += size
+    return P
+
+
 def pyscf_to_irreps(mol) -> tuple["Irreps", np.ndarray]:
     """The molecule's AO irreps and the orthogonal map ``P`` from PySCF's AO order to ours.
 
@@ -138,20 +163,8 @@ def pyscf_to_irreps(mol) -> tuple["Irreps", np.ndarray]:
     Raises:
         ValueError: Cartesian AOs, per-atom bases, or an AO count that does not match the shells.
     """
-    shells = shells_of(mol)
-    numbers = [_atomic_number(mol, a) for a in range(mol.natm)]
-    irreps = molecule_irreps(numbers, shells)
-    n = mol.nao_nr()
-    if irreps.dim != n:
-        raise ValueError(f"the molecule has {n} AOs but its shells describe {irreps.dim}")
-    P = np.zeros((n, n))
-    start = 0
-    for z in numbers:
-        for l in shells[z]:
-            size = 2 * l + 1
-            P[start:start + size, start:start + size] = shell_transform(l)
-            start += size
-    return irreps, P
+    P = ao_transform(mol)
+    return molecule_irreps([_atomic_number(mol, a) for a in range(mol.natm)], shells_of(mol)), P
 
 
 def to_irreps(matrix: np.ndarray, P: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ def make_molecule(numbers: Sequence[int], positions: np.ndarray, basis: str, cha
 
     Raises:
         ValueError: one line for non-finite positions, an unknown atomic number, an element the
-            basis does not have, or an electron count that does not fit ``spin``.
+            basis does not have, or an electron count that does not fit ``spin`` (odd, for spin 0).
     """
     from pyscf import gto
     from pyscf.data.elements import ELEMENTS
@@ -61,6 +61,10 @@ def make_molecule(numbers: Sequence[int], positions: np.ndarray, basis: str, cha
     bad = [z for z in numbers if not 0 < z < len(ELEMENTS)]
     if bad:
         raise ValueError(f"unknown atomic number {bad[0]}")
+    electrons = sum(numbers) - charge
+    if (electrons - spin) % 2:
+        raise ValueError(f"the molecule has {electrons} electrons, which does not fit spin {spin}: restricted "
+                         "(closed-shell) SCF needs an even number")
     atoms = [(ELEMENTS[z], tuple(p)) for z, p in zip(numbers, positions)]
     try:
         with warnings.catch_warnings():
@@ -117,7 +121,8 @@ def _field_dipoles(mf, dm0: np.ndarray, field: float) -> np.ndarray:
 
 def label_frame(numbers: Sequence[int], positions: np.ndarray, basis: str, xc: str = "b3lyp", *,
                 conv_tol: float = 1e-11, conv_tol_grad: float = 1e-7, max_cycle: int = 100, field: float = 1e-3,
-                polarizability: bool = True) -> dict[str, np.ndarray | float]:
+                polarizability: bool = True, blocks: Mapping[int, np.ndarray] | None = None
+                ) -> dict[str, np.ndarray | float]:
     """The DFT labels of one frame, matrices in our irreps basis.
 
     Args:
@@ -130,6 +135,7 @@ def label_frame(numbers: Sequence[int], positions: np.ndarray, basis: str, xc: s
             iteration limit.
         field: the finite-difference field strength (a.u.) of the polarizability.
         polarizability: compute it (six more SCFs per frame) or leave it out.
+        blocks: precomputed ``{l: shell_transform(l)}`` (see :func:`~equiscale.quantum.basis.ao_transform`).
 
     Returns:
         ``energy`` (float, Hartree), ``fock``/``overlap``/``density`` ``(n, n)``,
@@ -140,10 +146,10 @@ def label_frame(numbers: Sequence[int], positions: np.ndarray, basis: str, xc: s
         SCFNotConverged: the SCF (or a field SCF) did not converge.
         ValueError: bad input (see :func:`make_molecule`).
     """
-    from equiscale.quantum.basis import pyscf_to_irreps
+    from equiscale.quantum.basis import ao_transform
 
     mol = make_molecule(numbers, positions, basis)
-    _, P = pyscf_to_irreps(mol)
+    P = ao_transform(mol, blocks)
     mf = make_mf(mol, xc, conv_tol, max_cycle, conv_tol_grad)
     mf.kernel()
     if not mf.converged:
@@ -167,8 +173,8 @@ def label_shard(task: Mapping[str, Any], on_frame: Callable[[], None] | None = N
 
     Args:
         task: ``numbers`` ``(A,)``, ``positions`` ``(K, A, 3)``, ``frame_index`` ``(K,)``, ``shard``
-            (its number), and the options ``basis``, ``xc``, ``conv_tol``, ``conv_tol_grad``, ``max_cycle``, ``field``,
-            ``polarizability`` of :func:`label_frame`.
+            (its number), and the options ``basis``, ``xc``, ``conv_tol``, ``conv_tol_grad``,
+            ``max_cycle``, ``field``, ``polarizability`` and ``blocks`` of :func:`label_frame`.
         on_frame: called after each frame (a progress bar).
 
     Returns:
@@ -182,6 +188,7 @@ def label_shard(task: Mapping[str, Any], on_frame: Callable[[], None] | None = N
     start = time.perf_counter()
     numbers = np.asarray(task["numbers"], dtype=np.int64)
     options = {k: task[k] for k in ("conv_tol", "conv_tol_grad", "max_cycle", "field", "polarizability")}
+    options["blocks"] = task.get("blocks")
     rows: list[dict[str, Any]] = []
     kept, failed = [], []
     for index, positions in zip(task["frame_index"], task["positions"]):
@@ -233,9 +240,10 @@ def basis_shells(frames: Sequence[Frame], basis: str) -> dict[int, list[int]]:
         if key in seen:
             continue
         seen.add(key)
-        mol = make_molecule(frame.numbers, frame.positions, basis)
-        if mol.nelectron % 2:
-            raise ValueError(f"frame {k} has {mol.nelectron} electrons: restricted (closed-shell) SCF needs an even number")
+        try:
+            mol = make_molecule(frame.numbers, frame.positions, basis)
+        except ValueError as error:
+            raise ValueError(f"frame {k}: {error}") from None
         for z, ls in shells_of(mol).items():
             if shells.setdefault(z, ls) != ls:
                 raise ValueError(f"element Z={z} has different shells in different molecules of basis {basis!r}")
@@ -293,7 +301,7 @@ def _run(tasks: list[dict[str, Any]], workers: int, scheduler: str | None, on_re
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR)
     try:
-        client = Client(cluster if cluster is not None else scheduler, timeout="30s")
+        client = Client(cluster if cluster is not None else scheduler)  # timeout: distributed.comm.timeouts.connect
     except OSError as error:
         raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
     try:
@@ -347,8 +355,11 @@ def label_dataset(out: str | os.PathLike, frames: Sequence[Frame], info: Mapping
     plan = plan_tasks(frames, shard_size)
     done = {i: d for i, indices in enumerate(plan) if (d := _existing(out, i, indices, say)) is not None}
     write_manifest(out, _manifest(info, shells, done, complete=len(done) == len(plan)))
+    from equiscale.quantum.basis import shell_transform
+
+    blocks = {l: np.array(shell_transform(l)) for l in sorted({l for ls in shells.values() for l in ls})}
     options = {"basis": basis, "xc": xc, "conv_tol": conv_tol, "conv_tol_grad": conv_tol_grad,
-               "max_cycle": max_cycle, "field": field, "polarizability": polarizability}
+               "max_cycle": max_cycle, "field": field, "polarizability": polarizability, "blocks": blocks}
     tasks = [{"shard": i, "numbers": frames[indices[0]].numbers, "frame_index": indices,
               "positions": np.stack([frames[k].positions for k in indices]), **options}
              for i, indices in enumerate(plan) if i not in done]
