@@ -1,6 +1,8 @@
 """The run functions of the quantum commands (declared in :mod:`equiscale.quantum.app`)::
 
     equiscale data dft --molecule water --frames 500 --basis def2-svp --xc b3lyp --out water.dft
+    equiscale train hamiltonian --data water.dft --out runs/h [--model baseline] [--max-time 600] [--resume]
+    equiscale evaluate hamiltonian runs/h --data test.dft [--scf-frames 5] [--no-figures] [--json m.json]
 
 Each takes its settings (:mod:`equiscale.quantum.settings`) and returns the exit status; the heavy
 imports (numpy, PySCF, Dask, torch) happen inside.
@@ -8,11 +10,14 @@ imports (numpy, PySCF, Dask, torch) happen inside.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
-from equiscale.quantum.settings import RESUME_KEYS, DataDFT
+from equiscale.quantum.settings import RESUME_KEYS, DataDFT, EvaluateHamiltonian, TrainHamiltonian
 
-__all__ = ["data_dft"]
+if TYPE_CHECKING:
+    from equiscale.applications import Application
+
+__all__ = ["data_dft", "train_hamiltonian", "evaluate_hamiltonian"]
 
 
 def _file_digest(path: str) -> str:
@@ -67,4 +72,57 @@ def data_dft(settings: DataDFT) -> int:
               if summary["failed"] else "")
     print(f"{summary['frames']} frames of {molecule} ({s.xc}/{s.basis}) in {s.out}: {summary['computed']} labelled "
           f"now in {summary['seconds']:.1f} s ({rate:.2f} frames/s){failed}")
+    return 0
+
+
+def train_hamiltonian(settings: TrainHamiltonian) -> int:
+    """``equiscale train hamiltonian``: train (or, with ``resume``, continue) a Hamiltonian model."""
+    from equiscale.quantum.training import train_hamiltonian as train
+
+    summary = train(settings)
+    print(f"stopped after {summary['epochs']} epochs ({summary['stop_reason']}); best monitored loss "
+          f"{summary['best']:.4g}; checkpoints in {settings.out}")
+    return 0
+
+
+def _hamiltonian_file(path: str, applications: Sequence[Application] | None = None) -> str:
+    """The checkpoint of ``path`` (a run directory gives its best.pt); ValueError naming the command
+    that evaluates a checkpoint of another kind."""
+    from equiscale.applications import discover
+    from equiscale.check import checkpoint_file, checkpoint_kind
+
+    file = checkpoint_file(path)
+    kind = checkpoint_kind(file)
+    if kind != "hamiltonian":
+        applications = discover() if applications is None else applications
+        evaluates = any(c.verb == "evaluate" and c.task == kind for a in applications for c in a.commands)
+        hint = f": use `equiscale evaluate {kind}`" if evaluates else ""
+        raise ValueError(f"{file} holds a {kind!r} checkpoint, not a 'hamiltonian' one{hint}")
+    return str(file)
+
+
+def evaluate_hamiltonian(settings: EvaluateHamiltonian, applications: Sequence[Application] | None = None) -> int:
+    """``equiscale evaluate hamiltonian``: print the metrics, write the figures (and the JSON)."""
+    import json
+
+    from equiscale.quantum.evaluate import UNITS
+    from equiscale.quantum.evaluate import evaluate_hamiltonian as evaluate
+
+    if settings.threads is not None:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+    checkpoint = _hamiltonian_file(settings.checkpoint, applications)
+    figures = None
+    if settings.figures:
+        figures = settings.out or os.path.dirname(os.path.abspath(checkpoint))
+    metrics = evaluate(checkpoint, settings.data, frames=settings.frames, scf_frames=settings.scf_frames,
+                       conv_tol=settings.conv_tol, batch_size=settings.batch_size, dtype=settings.dtype, figures=figures)
+    for key, value in metrics.items():
+        print(f"{key:26s} {value:14.6g} {UNITS.get(key, '')}".rstrip())
+    if settings.json:
+        with open(settings.json, "w") as file:
+            json.dump(metrics, file, indent=1)
+    if figures is not None:
+        print(f"figures: {figures}/hamiltonian.png, orbital_parity.png" + (", scf_convergence.png" if settings.scf_frames else ""))
     return 0
