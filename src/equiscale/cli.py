@@ -18,7 +18,7 @@ import inspect
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 from equiscale.applications import VERBS, Application, Command, discover, load_function
 from equiscale.settings import Settings, TrainingSettings, add_arguments, merge, positive, resolve, setting
@@ -169,20 +169,6 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
 
 
 # --- running -------------------------------------------------------------------------------------------------
-def _saved_settings(out: Any) -> dict[str, Any]:
-    """The settings stored in the header of ``out/last.pt`` (for ``--resume``)."""
-    from pathlib import Path
-
-    from equiscale.train import load_checkpoint
-
-    if not out:
-        raise ValueError("--resume needs the run directory: pass --out DIR")
-    last = Path(out) / "last.pt"
-    if not last.is_file():
-        raise FileNotFoundError(f"--resume: {last} does not exist")
-    return dict(load_checkpoint(last)["header"].get("settings") or {})
-
-
 def settings_of(command: Command, args: argparse.Namespace) -> Settings:
     """The command's settings: defaults < the resumed run's saved settings < --config < the options given."""
     given = {k: v for k, v in vars(args).items() if k not in ("command", "task", "debug", "config", "command_declaration")}
@@ -191,7 +177,7 @@ def settings_of(command: Command, args: argparse.Namespace) -> Settings:
     if issubclass(command.settings, TrainingSettings):
         values = merge(command.settings, given, config)
         if values.get("resume"):
-            saved = _saved_settings(values.get("out"))
+            saved = command.settings.saved_settings(values.get("out"))
     return resolve(command.settings, given, config, saved)
 
 

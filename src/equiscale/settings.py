@@ -365,6 +365,24 @@ class TrainingSettings(Settings):
                            resumed=False)
     quiet: bool = setting(False, help="no progress bars (one line per epoch is still printed)", resumed=False)
 
+    @classmethod
+    def saved_settings(cls, out: str | os.PathLike | None) -> dict[str, Any]:
+        """The settings stored in the header of ``out/last.pt``, which ``--resume`` continues with.
+
+        A command that keeps its runs elsewhere (one folder per model, say) overrides this.
+
+        Raises:
+            ValueError: no run directory given. FileNotFoundError: no ``last.pt`` there.
+        """
+        from equiscale.train import load_checkpoint  # torch: only when resuming
+
+        if not out:
+            raise ValueError("--resume needs the run directory: pass --out DIR")
+        last = os.path.join(os.fspath(out), "last.pt")
+        if not os.path.isfile(last):
+            raise FileNotFoundError(f"--resume: {last} does not exist")
+        return dict(load_checkpoint(last)["header"].get("settings") or {})
+
     @property
     def max_epochs(self) -> int | None:
         """The epoch limit: ``epochs``, else None (no limit) under a time budget, else ``default_epochs``."""

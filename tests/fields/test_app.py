@@ -10,13 +10,8 @@ from equiscale.check import CheckOptions, checkpoint_checks, measure_checks
 from equiscale.continuum.data import generate_fluid
 from equiscale.fields.app import APPLICATION
 from equiscale.fields.settings import TrainEfield, TrainVelocity
-from equiscale.settings import TrainingSettings
 from equiscale.train import load_checkpoint
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-needs_resume_hook = pytest.mark.skipif(not hasattr(TrainingSettings, "saved_settings"),
-                                       reason="the CLI reads a resumed run's settings from out/last.pt only; the field "
-                                       "commands keep their runs in out/<model>/ (TrainingSettings.saved_settings)")
 
 
 def test_the_application_is_declared_and_discovered():
@@ -90,7 +85,6 @@ def test_check_of_trained_velocity_models(tmp_path, capsys):
     capsys.readouterr()
 
 
-@needs_resume_hook
 def test_resume_refuses_other_settings_and_continues_with_the_saved_ones(efield_run, capsys):
     assert cli.main(["train", "efield", "--out", str(efield_run), "--quiet", "--samples", "7", "--resume"]) == 2
     assert "different settings" in capsys.readouterr().err

@@ -15,7 +15,6 @@ from equiscale.fields.efield import run_efield_demo
 from equiscale.fields.rotation_error import analytic_flow, angle_equivariance_2d, cube_rotations, fourier_interpolate
 from equiscale.fields.models import EfieldCNN, SteerableEfieldNet, SteerableVelocityNet, VelocityCNN
 from equiscale.groups import C, SO3
-from equiscale.settings import TrainingSettings
 from equiscale.testing import GridField
 
 
@@ -144,8 +143,6 @@ def test_train_efield_quick_end_to_end(tmp_path, run_cli):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(TrainingSettings, "saved_settings"), reason="the CLI reads a resumed run's settings "
-                    "from out/last.pt only; the field commands keep their runs in out/<model>/")
 def test_train_efield_resume_continues_with_a_larger_budget(tmp_path, run_cli):
     pytest.importorskip("matplotlib")
     out = tmp_path / "efield"

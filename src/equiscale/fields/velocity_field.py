@@ -23,7 +23,6 @@ import torch
 from torch import Tensor
 
 from equiscale.continuum.simulate import _check_field
-from equiscale.continuum.simulate import velocity as _components
 
 __all__ = ["velocity_from_vorticity", "vorticity_from_velocity", "rotate_vector_field", "velocity_frames",
            "derivative_wavenumbers"]
