@@ -118,13 +118,23 @@ def test_bad_input_gives_one_line(dataset, tmp_path):
         DFTDataset(broken)[2]
 
 
+def _applications():
+    """The installed quantum application, or one declaring just `data dft` until app.py is registered."""
+    from equiscale.applications import Application, Command, discover
+
+    installed = [a for a in discover() if any(c.verb == "data" and c.task == "dft" for c in a.commands)]
+    command = Command("data", "dft", DataDFT, run="equiscale.quantum.commands:data_dft", help="DFT labels")
+    return installed or [Application(name="quantum", description="test", commands=(command,))]
+
+
 def test_the_command_line(tmp_path, capsys):
     from equiscale import cli
 
     out = tmp_path / "cli.dft"
-    try:
-        status = cli.main(["data", "dft", "--molecule", "water", "--frames", "2", "--basis", "sto-3g", "--xc", "hf",
-                           "--workers", "1", "--no-polarizability", "--quiet", "--out", str(out)])
-    except SystemExit as exit:  # the quantum application is not registered yet
-        pytest.skip(f"`equiscale data dft` is not available ({exit})")
-    assert status == 0 and len(DFTDataset(out)) == 2
+    argv = ["data", "dft", "--molecule", "water", "--frames", "2", "--basis", "sto-3g", "--xc", "hf", "--workers", "1",
+            "--no-polarizability", "--quiet", "--out", str(out)]
+    assert cli.main(argv, applications=_applications()) == 0
+    assert "2 frames of water (hf/sto-3g)" in capsys.readouterr().out and len(DFTDataset(out)) == 2
+    assert cli.main(argv[:-1] + [str(tmp_path / "x.dft"), "--xc", "nonsense"], applications=_applications()) != 0
+    error = capsys.readouterr().err.strip()
+    assert "unknown functional 'nonsense'" in error and len(error.splitlines()) == 1

@@ -24,6 +24,11 @@ __all__ = [
     "scf_from_fock",
     "scf_from_minao",
     "SCFRun",
+    "DataDFT",
+    "HamiltonianModel",
+    "BaselineHamiltonian",
+    "train_hamiltonian",
+    "load_hamiltonian",
 ]
 
 _LAZY = {
@@ -41,6 +46,11 @@ _LAZY = {
     "scf_from_fock": "equiscale.quantum.scf",
     "scf_from_minao": "equiscale.quantum.scf",
     "SCFRun": "equiscale.quantum.scf",
+    "DataDFT": "equiscale.quantum.settings",
+    "HamiltonianModel": "equiscale.quantum.model",
+    "BaselineHamiltonian": "equiscale.quantum.baseline",
+    "train_hamiltonian": "equiscale.quantum.training",
+    "load_hamiltonian": "equiscale.quantum.training",
 }
 
 

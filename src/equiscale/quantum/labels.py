@@ -27,7 +27,7 @@ import numpy as np
 
 from equiscale.quantum.geometry import Frame
 
-__all__ = ["SCFNotConverged", "make_molecule", "make_mf", "label_frame", "label_shard", "plan_tasks", "basis_shells",
+__all__ = ["SCFNotConverged", "make_molecule", "check_functional", "make_mf", "label_frame", "label_shard", "plan_tasks", "basis_shells",
            "label_dataset", "FIELDS", "KS_FIELDS"]
 
 FIELDS = ("numbers", "positions", "energy", "fock", "overlap", "density", "orbital_energies", "dipole",
@@ -77,6 +77,17 @@ def make_molecule(numbers: Sequence[int], positions: np.ndarray, basis: str, cha
             raise ValueError(f"basis {basis!r} does not cover every element of {', '.join(symbols)} "
                              f"(PySCF: {message})") from None
         raise ValueError(f"PySCF cannot build the molecule in basis {basis!r}: {message}") from None
+
+
+def check_functional(xc: str) -> None:
+    """ValueError in one line when PySCF (libxc) does not know the functional ``xc`` (``"hf"`` is known)."""
+    from pyscf.dft import libxc
+
+    try:
+        libxc.parse_xc(xc)
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"unknown functional {xc!r} for PySCF/libxc ({str(error).strip()}); e.g. b3lyp, pbe, "
+                         "pbe0, wb97x, or hf for Hartree-Fock") from None
 
 
 def make_mf(mol, xc: str, conv_tol: float = 1e-11, max_cycle: int = 100, conv_tol_grad: float | None = None):
@@ -298,7 +309,7 @@ def _run(tasks: list[dict[str, Any]], workers: int, scheduler: str | None, on_re
     cluster = None
     if scheduler is None:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = LocalCluster(n_workers=min(workers, len(tasks)), threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR)
     try:
         client = Client(cluster if cluster is not None else scheduler)  # timeout: distributed.comm.timeouts.connect
@@ -348,6 +359,7 @@ def label_dataset(out: str | os.PathLike, frames: Sequence[Frame], info: Mapping
                              "to resume it, or give another --out")
     elif out.is_dir() and any(out.iterdir()):
         raise ValueError(f"{out} exists, is not empty and has no {MANIFEST}: give a new or empty --out directory")
+    check_functional(xc)
     shells = basis_shells(frames, basis)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".shard-*.tmp-*"):

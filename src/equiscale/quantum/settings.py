@@ -49,7 +49,8 @@ class DataDFT(Settings):
                                          "(its workers need equiscale[quantum] installed)", metavar="ADDRESS",
                                          resumed=False)
     shard_size: int = setting(10, help="frames per task and per shard file", check=positive)
-    polarizability: bool = setting(True, help="the static polarizability by finite fields (six more SCFs per frame)")
+    polarizability: bool = setting(True, help="compute the static polarizability by finite fields (six more SCFs "
+                                  "per frame; --no-polarizability leaves it out)")
     field: float = setting(1e-3, help="electric field strength of the polarizability's central differences, a.u.",
                            check=positive)
     conv_tol: float = setting(1e-11, help="SCF energy convergence tolerance, Hartree", check=positive)
