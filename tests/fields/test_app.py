@@ -13,7 +13,6 @@ from equiscale.fields.settings import TrainEfield, TrainVelocity
 from equiscale.train import load_checkpoint
 
 
-
 def test_the_application_is_declared_and_discovered():
     assert APPLICATION in discover()
     commands = {(c.verb, c.task): c for c in APPLICATION.commands}
@@ -42,6 +41,15 @@ def efield_run(tmp_path_factory):
                        "--ema-decay", "0.5"])
     assert status == 0
     return out
+
+
+def test_figures_are_written_by_default_and_skipped_on_request(efield_run, tmp_path, capsys):
+    assert (efield_run / "efield_slice.png").is_file() and "![slice](efield_slice.png)" in (efield_run / "report.md").read_text()
+    out = tmp_path / "plain"
+    assert cli.main(["train", "efield", "--out", str(out), "--quick", "--quiet", "--samples", "6", "--max-time", "1",
+                     "--no-figures"]) == 0
+    assert "and 0 figures" in capsys.readouterr().out
+    assert not list(out.glob("*.png")) and "![" not in (out / "report.md").read_text()
 
 
 def test_field_checkpoints_carry_the_header(efield_run):

@@ -38,7 +38,8 @@ def train_velocity(settings: TrainVelocity) -> int:
     preset = replace(VELOCITY_QUICK if settings.quick else VELOCITY_FULL, **_overrides(settings))
     result = run_velocity_demo(settings.out, quick=settings.quick, seed=settings.seed, progress=not settings.quiet,
                                data=settings.data, max_time=settings.max_time, resume=settings.resume, settings=preset,
-                               header_settings=settings.as_dict(), epoch_lines=True)
+                               header_settings=settings.as_dict(), epoch_lines=True,
+                               figures=settings.figures)
     return _finish(result, settings.out)
 
 
@@ -50,5 +51,5 @@ def train_efield(settings: TrainEfield) -> int:
     result = run_efield_demo(settings.out, quick=settings.quick, seed=settings.seed, progress=not settings.quiet,
                              samples=settings.samples, resolution=settings.resolution, max_time=settings.max_time,
                              resume=settings.resume, settings=preset, header_settings=settings.as_dict(),
-                             epoch_lines=True)
+                             epoch_lines=True, figures=settings.figures)
     return _finish(result, settings.out)

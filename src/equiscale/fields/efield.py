@@ -100,7 +100,8 @@ def _cube_error(model: torch.nn.Module, rho: Tensor) -> float:
 def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, progress: bool = True,
                     samples: int | None = None, resolution: int | None = None, max_time: float | None = None,
                     resume: bool = False, settings: EfieldSettings | None = None,
-                    header_settings: dict[str, Any] | None = None, epoch_lines: bool | None = None) -> dict[str, Any]:
+                    header_settings: dict[str, Any] | None = None, epoch_lines: bool | None = None,
+                    figures: bool = True) -> dict[str, Any]:
     """Train and compare the SO(3)-steerable CNN and plain CNNs on ``rho -> E`` (periodic 3D electrostatics).
 
     Quick: tiny sizes (< 30 s in all); otherwise :data:`EFIELD_DEMO` (under 90 s of training) unless
@@ -108,7 +109,7 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
     ``metrics.json``, ``efield_slice.png`` and ``efield_equivariance_angles.png`` to ``out_dir``;
     returns ``{"markdown", "figures", "rows", "models", "resolution", "box_size"}`` with ``rows`` =
     ``dict(model, error, equivariance (cube rotations), equivariance_random, ...)`` and ``models`` the
-    trained modules by name.
+    trained modules by name. ``figures=False`` skips the PNGs (and their links in the report).
 
     Each checkpoint's header (kind ``"efield"``) holds ``header_settings`` (the command's settings;
     default: the demo settings used) and, as statistics, the data scales, the resolution and the
@@ -192,10 +193,11 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
                                           amplitude)
         angle_curves[label] = rotation_error_3d(reference, settings.resolution, settings.box_size, about_z, amplitude)
 
-    figures = [out / "efield_slice.png", out / "efield_equivariance_angles.png"]
-    plot_efield_slice(rho[test][0].numpy(), field[test][0].numpy(), predictions, figures[0])
-    plot_angles(angles, angle_curves, figures[1], "electric field: equivariance error vs angle about z (analytic blobs)",
-                 references=(floor_label, exact_label))
+    paths = [out / "efield_slice.png", out / "efield_equivariance_angles.png"]
+    if figures:
+        plot_efield_slice(rho[test][0].numpy(), field[test][0].numpy(), predictions, paths[0])
+        plot_angles(angles, angle_curves, paths[1], "electric field: equivariance error vs angle about z (analytic "
+                    "blobs)", references=(floor_label, exact_label))
     header = ["model", "parameters", "train steps (epochs)", f"train time ({settings.clock} s)", "test rel. L2 of E",
               "equiv. 24 cube rotations", f"equiv. {settings.random_rotations} random rotations, max (mean)"]
     table = [[r["label"], str(r["parameters"]), f"{r['steps']} ({r['epochs']})", f"{r['train_time']:.0f}",
@@ -219,14 +221,15 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
         f"Fourier interpolation and compared at points within 0.3 of the box of the centre. The same measurement of "
         f"the spectral gradient of the density, a local map that is exactly equivariant in the continuum, gives the "
         f"floor of the method; that of the exact solution shows how far the periodic problem itself is from SO(3) "
-        f"symmetry (the periodic images of the charges are only cube-symmetric).\n\n![slice](efield_slice.png)\n\n![equivariance against angle]"
-        f"(efield_equivariance_angles.png)\n")
+        f"symmetry (the periodic images of the charges are only cube-symmetric).\n")
+    if figures:
+        markdown += "\n![slice](efield_slice.png)\n\n![equivariance against angle](efield_equivariance_angles.png)\n"
     (out / "report.md").write_text("# Steerable demo: 3D electrostatics\n\n" + markdown)
     write_json(out / "metrics.json", {"rows": rows, "references_random": floors, "angles": angles,
                                        "angle_curves": angle_curves, "record": record})
     summary_rows = [{"model": r["label"], "error": r["error"], "equivariance": r["equivariance_cube"],
                      "equivariance_random": r["equivariance_random_max"], "parameters": r["parameters"]} for r in rows]
-    return {"markdown": markdown, "figures": figures, "rows": summary_rows, "models": trained,
+    return {"markdown": markdown, "figures": paths if figures else [], "rows": summary_rows, "models": trained,
             "resolution": settings.resolution, "box_size": settings.box_size}
 
 

@@ -38,6 +38,7 @@ class _FieldTraining(TrainingSettings):
     resume: bool = setting(False, help="continue the interrupted runs in --out with their saved settings (a new "
                            "--max-time or --epochs may be given; other changes are refused)")
     quick: bool = setting(False, help="tiny models and budgets, the same code paths (seconds)")
+    figures: bool = setting(True, help="write the PNG figures beside report.md", resumed=False)
 
     @classmethod
     def saved_settings(cls, out: str | Path) -> dict[str, Any]:

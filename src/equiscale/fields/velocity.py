@@ -191,13 +191,13 @@ def _small_fluid(path: Path, quick: bool, seed: int, progress: bool) -> Path:
 def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, progress: bool = True,
                       data: str | os.PathLike | None = None, max_time: float | None = None, resume: bool = False,
                       settings: VelocitySettings | None = None, header_settings: dict[str, Any] | None = None,
-                      epoch_lines: bool | None = None) -> dict[str, Any]:
+                      epoch_lines: bool | None = None, figures: bool = True) -> dict[str, Any]:
     """Train and compare the velocity models on a fluid ``.npz`` (``data``; simulated into ``out_dir`` if None).
 
     Quick: tiny sizes (a few seconds); otherwise :data:`VELOCITY_DEMO` (under 90 s of training; the
     simulation of 24 trajectories of 32x32 takes a few more) unless ``settings``/``max_time`` say otherwise.
 
-    Writes ``report.md``, ``metrics.json``, ``velocity_rollout.png``, ``velocity_rollout_error.png`` and
+    Writes ``report.md``, ``metrics.json`` and (unless ``figures=False``) ``velocity_rollout.png``, ``velocity_rollout_error.png`` and
     ``velocity_equivariance_angles.png`` to ``out_dir``, one run folder per model. Returns
     ``{"markdown", "figures", "rows"}`` with ``rows`` = ``dict(model, error (rollout), equivariance (90 degrees,
     one step), ...)``.
@@ -283,14 +283,15 @@ def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0,
         angle_curves[solver_label] = angle_equivariance_2d(solver, fluid.resolution, fluid.domain_size, radians, speed)
         references += (solver_label,)
 
-    figures = [out / "velocity_rollout.png", out / "velocity_rollout_error.png", out / "velocity_equivariance_angles.png"]
-    marks = sorted({1, max(1, steps // 2), steps})
-    plot_velocity_rollout(truth[0].numpy(), examples, marks, figures[0], streamlines=not settings.quick)
-    plots.plot_error_curves({**curves, "persistence (no change)": persistence}, figures[1],
-                            title="velocity rollout error on held-out trajectories",
-                            styles={label: (label, "") for label in curves})
-    plot_angles(angles, angle_curves, figures[2], "velocity increment: equivariance error vs angle (analytic vortices)",
-                 references=references)
+    paths = [out / "velocity_rollout.png", out / "velocity_rollout_error.png", out / "velocity_equivariance_angles.png"]
+    if figures:
+        marks = sorted({1, max(1, steps // 2), steps})
+        plot_velocity_rollout(truth[0].numpy(), examples, marks, paths[0], streamlines=not settings.quick)
+        plots.plot_error_curves({**curves, "persistence (no change)": persistence}, paths[1],
+                                title="velocity rollout error on held-out trajectories",
+                                styles={label: (label, "") for label in curves})
+        plot_angles(angles, angle_curves, paths[2], "velocity increment: equivariance error vs angle (analytic "
+                    "vortices)", references=references)
 
     header = ["model", "parameters", "train steps (epochs)", f"train time ({settings.clock} s)", "one-step rel. L2",
               f"rollout {steps} rel. L2", "equiv. 90 deg, 1 step", f"equiv. 90 deg, {steps} steps",
@@ -321,9 +322,10 @@ def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0,
         f"are measured on test inputs exactly. Other angles do not, so they are measured on an analytic input (three "
         f"Gaussian vortices near the centre, velocity and vorticity from their stream function, rotated exactly, "
         f"speed scaled to the test data's) on the predicted increment f(x) - x, with g.f(x) read between grid points "
-        f"by Fourier interpolation, at points within 0.3 of the box of the centre.{floor}\n\n"
-        f"![rollout](velocity_rollout.png)\n\n![rollout error](velocity_rollout_error.png)\n\n"
-        f"![equivariance against angle](velocity_equivariance_angles.png)\n")
+        f"by Fourier interpolation, at points within 0.3 of the box of the centre.{floor}\n")
+    if figures:
+        markdown += ("\n![rollout](velocity_rollout.png)\n\n![rollout error](velocity_rollout_error.png)\n\n"
+                     "![equivariance against angle](velocity_equivariance_angles.png)\n")
     (out / "report.md").write_text("# Steerable demo: 2D velocity\n\n" + markdown)
     write_json(out / "metrics.json", {"rows": rows, "persistence": {"one_step": persistence_one,
                                                                        "curve": persistence.tolist()},
@@ -332,5 +334,5 @@ def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0,
     summary_rows = [{"model": r["label"], "error": r[f"rollout_{steps}"], "equivariance": r["equivariance_90_1"],
                      "one_step": r["one_step"], "equivariance_45": r["equivariance_45"], "parameters": r["parameters"]}
                     for r in rows]
-    return {"markdown": markdown, "figures": figures, "rows": summary_rows}
+    return {"markdown": markdown, "figures": paths if figures else [], "rows": summary_rows}
 
