@@ -28,7 +28,7 @@ $(VENV)/.bench: $(VENV)/.test
 
 # The compiled kernels (src/equiscale/_kernels/csrc), built once into ~/.cache/equiscale so that no
 # user call pays for it; without a compiler this prints one warning and the PyTorch path runs.
-$(VENV)/.kernels: $(VENV)/.core $(wildcard src/equiscale/_kernels/csrc/*.cpp)
+$(VENV)/.kernels: $(VENV)/.core $(wildcard src/equiscale/_kernels/csrc/*.cpp src/equiscale/_kernels/csrc/*.h)
 	$(PY) -m equiscale._kernels._build
 	touch $@
 

@@ -59,3 +59,25 @@ def test_sources_and_cache_directory(monkeypatch, tmp_path):
     assert _build.build_directory() == tmp_path
     monkeypatch.delenv("EQUISCALE_KERNELS_CACHE")
     assert torch.__version__ in str(_build.build_directory())
+
+
+def test_failed_build_runs_the_torch_path_with_equal_results(monkeypatch):
+    if not _kernels.load():
+        pytest.skip("kernels unavailable")
+    from equiscale.o3 import FullyConnectedTensorProduct, spherical_harmonics
+
+    x = torch.randn(20, 3, dtype=torch.float64)
+    tp = FullyConnectedTensorProduct("3x0e+2x1o", "0e+1o", "2x0e+2x1o").double()
+    f = torch.randn(20, tp.irreps_in1.dim, dtype=torch.float64)
+    with_kernels = (spherical_harmonics(3, x, True), tp(f, x[:, [0, 0, 1, 2]]))
+
+    def no_compiler(verbose: bool = False) -> None:
+        raise OSError("no C++ compiler")
+
+    monkeypatch.delenv("EQUISCALE_KERNELS", raising=False)
+    monkeypatch.setattr(_build, "build", no_compiler)
+    monkeypatch.setattr(_kernels._STATE, "loaded", None)
+    with pytest.warns(RuntimeWarning, match="compiled kernels unavailable"):
+        fallback = (spherical_harmonics(3, x, True), tp(f, x[:, [0, 0, 1, 2]]))
+    for a, b in zip(with_kernels, fallback):
+        assert (a - b).abs().max().item() <= 1e-12

@@ -82,8 +82,9 @@ def load() -> bool:
         except Exception as error:  # no compiler, no ninja, compile or load error
             _STATE.loaded = False
             _STATE.reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
-            warnings.warn(f"equiscale: compiled kernels unavailable ({_STATE.reason}); using the PyTorch path",
-                          RuntimeWarning, stacklevel=2)
+            # warn_explicit with no source file: Python prints the warning as one line
+            warnings.warn_explicit(f"equiscale: compiled kernels unavailable ({_STATE.reason}); using the PyTorch "
+                                   "path", RuntimeWarning, filename=__name__, lineno=0, module=__name__)
     return bool(_STATE.loaded)
 
 
