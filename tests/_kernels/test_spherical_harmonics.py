@@ -145,3 +145,25 @@ def test_env_off_runs_the_torch_path_with_equal_results(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _close(spherical_harmonics(4, x, True), with_kernel, torch.float64)
+
+
+def test_equivariance_float64():
+    from equiscale.o3 import Irreps, rand_matrix
+
+    R = rand_matrix(dtype=torch.float64)
+    x = _points(30, torch.float64, seed=4)[3:]
+    ls = tuple(range(7))
+    D = Irreps("+".join(f"{l}{'e' if l % 2 == 0 else 'o'}" for l in ls)).D_from_matrix(R)
+    rotated = kernel.spherical_harmonics(ls, x @ R.T, True, "integral")
+    _close(rotated, kernel.spherical_harmonics(ls, x, True, "integral") @ D.T, torch.float64)
+
+
+def test_torch_export():
+    class Harmonics(torch.nn.Module):
+        def forward(self, v):
+            return spherical_harmonics([0, 1, 2], v, True)
+
+    x = _points(10, torch.float32)
+    program = torch.export.export(Harmonics(), (x,))
+    assert any("equiscale.spherical_harmonics" in str(node.target) for node in program.graph.nodes)
+    _close(program.module()(x), Harmonics()(x), torch.float32)

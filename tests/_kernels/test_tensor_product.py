@@ -144,3 +144,14 @@ def test_torch_compile_fullgraph():
     (g,) = torch.autograd.grad(out.sum(), x)
     (g_ref,) = torch.autograd.grad(tp(x, y).sum(), x)
     _close(g, g_ref, torch.float32)
+
+
+def test_equivariance_float64():
+    from equiscale.o3 import rand_matrix
+
+    tp = _tp(CASES[1], torch.float64)
+    R = rand_matrix(dtype=torch.float64)
+    D1, D2, Do = (irreps.D_from_matrix(R) for irreps in (tp.irreps_in1, tp.irreps_in2, tp.irreps_out))
+    x = torch.randn(8, tp.irreps_in1.dim, dtype=torch.float64)
+    y = torch.randn(8, tp.irreps_in2.dim, dtype=torch.float64)
+    _close(tp(x @ D1.T, y @ D2.T), tp(x, y) @ Do.T, torch.float64)
