@@ -38,9 +38,12 @@ def plot_hamiltonian(true: np.ndarray, predicted: np.ndarray, path: str | Path) 
 
     plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(13, 4))
+    from matplotlib.colors import SymLogNorm
+
     limit = float(np.abs(true).max())
     for ax, matrix, title in ((axes[0], true, "true H (Ha)"), (axes[1], predicted, "predicted H (Ha)")):
-        image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        # symmetric log scale: core orbitals (-20 Ha) and small couplings (1e-3 Ha) on one picture
+        image = ax.imshow(matrix, cmap="RdBu_r", norm=SymLogNorm(1e-3, vmin=-limit, vmax=limit))
         ax.set_title(title)
         figure.colorbar(image, ax=ax, shrink=0.8)
     error = (predicted - true) * 1e6
