@@ -9,6 +9,16 @@ both parities, 6 blocks per layer) and ``parity=False`` (0e+1o+2e, the irreps ou
 
     python benchmarks/potential.py [--repeats 7] [--threads 2] [--no-mace]
 
+Speed on real molecules (``--data FILE``, any file ASE reads, e.g. xtb-labelled ethanol): the same
+inference and training step on the first ``--batch-size`` structures of the file, then molecular
+dynamics of its first structure through each library's ASE calculator (velocity Verlet, 0.5 fs,
+``--md-steps`` steps each, interleaved in blocks) and the latency of one force call (positions
+changed, so nothing is cached). ``molecules`` writes two such files (ethanol, 9 atoms, and
+hexan-1-ol, 21 atoms; rattled frames labelled with ASE's EMT, which is enough for timing).
+
+    python benchmarks/potential.py molecules --out runs/bench/molecules
+    python benchmarks/potential.py --data runs/bench/molecules/ethanol.xyz --threads 1 --no-mace
+
 Accuracy: EMT copper (3x3x3 supercell, 108 atoms, 800 K), 400 training and 100 test frames; ours
 and NequIP are trained for the same training-step time, in two processes running side by side
 (one thread each, so both see the same machine load), then their force MAE on the test frames
@@ -158,13 +168,129 @@ def _median_ms(times: list[float]) -> float:
     return 1000 * statistics.median(times)
 
 
+def hexanol():
+    """Hexan-1-ol, C6H13OH (21 atoms): a zig-zag chain with tetrahedral hydrogens."""
+    from ase import Atoms
+
+    angle, bond, ch = np.deg2rad(109.5), 1.53, 1.09
+    heavy = [np.array([k * bond * np.sin(angle / 2), (k % 2) * bond * np.cos(angle / 2), 0.0]) for k in range(7)]
+    heavy[6] = heavy[5] + (heavy[6] - heavy[5]) * 1.43 / bond  # C-O
+    symbols, positions = ["C"] * 6 + ["O"], list(heavy)
+    for k in range(6):
+        outward = np.array([0.0, 1.0 if k % 2 else -1.0, 0.0])
+        for side in (1.0, -1.0):
+            direction = outward * np.cos(np.deg2rad(54.75)) + np.array([0.0, 0.0, side]) * np.sin(np.deg2rad(54.75))
+            symbols.append("H"), positions.append(heavy[k] + ch * direction)
+    symbols.append("H"), positions.append(heavy[0] + ch * np.array([-1.0, 0.0, 0.0]))  # the methyl's third H
+    symbols.append("H"), positions.append(heavy[6] + 0.96 * np.array([0.6, 0.8, 0.0]))  # hydroxyl H
+    return Atoms(symbols, positions=np.array(positions))
+
+
+def write_molecules(args: argparse.Namespace) -> dict:
+    """Ethanol (9 atoms) and hexan-1-ol (21 atoms), 64 rattled frames each, EMT labels."""
+    from ase.build import molecule
+    from ase.calculators.emt import EMT
+
+    from equiscale.atomistic import AtomicStructure, write_structures
+
+    out, written = Path(args.out), {}
+    for name, base in (("ethanol", molecule("CH3CH2OH")), ("hexanol", hexanol())):
+        frames = []
+        for k in range(64):
+            atoms = base.copy()
+            atoms.rattle(0.05, seed=k)
+            atoms.calc = EMT()
+            frames.append(AtomicStructure(atoms.positions, atoms.numbers, energy=atoms.get_potential_energy(), forces=atoms.get_forces()))
+        write_structures(out / f"{name}.xyz", frames)
+        written[name] = str(out / f"{name}.xyz")
+        print(f"{name}: {len(base)} atoms, {len(frames)} frames -> {written[name]}")
+    return written
+
+
+def _labelled(structures) -> list:
+    """The structures with energy and forces (random where the file has none: only speed is measured)."""
+    from equiscale.atomistic import AtomicStructure
+
+    rng = np.random.default_rng(1)
+    out = []
+    for s in structures:
+        energy = s.energy if s.energy is not None else float(rng.normal())
+        forces = s.forces if s.forces is not None else rng.normal(size=(len(s), 3))
+        out.append(AtomicStructure(s.positions, s.numbers, s.cell, s.pbc, energy=energy, forces=forces))
+    return out
+
+
+def nequip_calculator(sizes: dict, elements: list[int], avg_num_neighbors: float):
+    """NequIP's ASE calculator around a fresh model of our sizes (float32, CPU)."""
+    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+    from nequip.integrations.ase import NequIPCalculator
+
+    names = [type_name(z) for z in elements]
+    model = nequip_model(sizes, True, elements, avg_num_neighbors).eval()
+    transforms = [ChemicalSpeciesToAtomTypeMapper(model_type_names=names, chemical_species_to_atom_type_map={n: n for n in names}),
+                  NeighborListTransform(r_max=sizes["cutoff"])]
+    return NequIPCalculator(model, "cpu", transforms=transforms)
+
+
+def ours_like(model: EquivariantPotential) -> EquivariantPotential:
+    """A second model of the same architecture (float32)."""
+    return EquivariantPotential(**model.config).float()
+
+
+def molecular_dynamics(structure, model, stats: dict, steps: int, blocks: int = 5, compile_too: bool = False) -> dict:
+    """MD steps per second and one force call's latency through each library's ASE calculator."""
+    from ase import units
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.verlet import VelocityVerlet
+
+    from equiscale.atomistic.calculator import Calculator
+
+    def compiled():
+        twin = ours_like(model)
+        twin.load_state_dict(model.state_dict())
+        return Calculator(twin.compile_inference())
+
+    calculators = {"equiscale": lambda: Calculator(model),
+                   "nequip (parity)": lambda: nequip_calculator(SIZES, list(stats["elements"]), stats["avg_num_neighbors"])}
+    if compile_too:
+        calculators["equiscale compiled"] = compiled
+    runs = {}
+    for name, make in calculators.items():
+        atoms = structure.to_atoms()
+        atoms.calc = make()
+        MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+        runs[name] = (atoms, VelocityVerlet(atoms, 0.5 * units.fs))
+    torch.set_default_dtype(torch.float32)
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    calls: dict[str, list[float]] = {name: [] for name in runs}
+    for name, (atoms, dynamics) in runs.items():
+        dynamics.run(5)  # warm-up
+    for _ in range(blocks):
+        for name, (atoms, dynamics) in runs.items():
+            start = time.perf_counter()
+            dynamics.run(steps // blocks)
+            rates[name].append((steps // blocks) / (time.perf_counter() - start))
+            for _ in range(20):
+                atoms.positions = atoms.positions + 1e-4
+                start = time.perf_counter()
+                atoms.get_forces()
+                calls[name].append(time.perf_counter() - start)
+    return {name: {"md_steps_per_s": statistics.median(rates[name]), "force_call_ms": _median_ms(calls[name])} for name in runs}
+
+
 def speed(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     from equiscale.atomistic import AtomicStructure
 
-    atoms = molecules()
-    rng = np.random.default_rng(1)
-    structures = [AtomicStructure(a.positions, a.numbers, energy=float(rng.normal()), forces=rng.normal(size=(20, 3))) for a in atoms]
+    if args.data:
+        structures = _labelled(read_structures(args.data)[: args.batch_size])
+        atoms = [s.to_atoms() for s in structures]
+        title = f"{len(structures)} x {Path(args.data).name} ({sum(len(s) for s in structures)} atoms)"
+    else:
+        atoms = molecules()
+        rng = np.random.default_rng(1)
+        structures = [AtomicStructure(a.positions, a.numbers, energy=float(rng.normal()), forces=rng.normal(size=(20, 3))) for a in atoms]
+        title = "32 molecules x 20 atoms"
     dataset = AtomicDataset(structures, SIZES["cutoff"])
     stats = dataset_statistics(dataset)
     batch = collate(dataset.graphs, torch.float32)
@@ -184,6 +310,17 @@ def speed(args: argparse.Namespace) -> dict:
         loss.backward()
 
     contenders = {"equiscale": (our_infer, our_train)}
+    if args.compile:
+        twin = ours_like(model)
+        twin.load_state_dict(model.state_dict())
+        twin.compile_inference()
+
+        def compiled_infer():
+            twin.eval()
+            out = twin(batch, create_graph=False)
+            return out["energy"].detach(), out["forces"].detach()
+
+        contenders["equiscale compiled"] = (compiled_infer, our_train)  # training keeps the eager path
     contenders["nequip (parity)"] = nequip_functions(atoms, SIZES, parity=True, batch=batch)
     contenders["nequip (no parity)"] = nequip_functions(atoms, SIZES, parity=False, batch=batch)
     if not args.no_mace:
@@ -201,16 +338,93 @@ def speed(args: argparse.Namespace) -> dict:
                 times[name][kind].append(time.perf_counter() - start)
         print(f"repeat {repeat + 1}/{args.repeats}", file=sys.stderr, flush=True)
     result = {name: {kind: _median_ms(v) for kind, v in t.items()} for name, t in times.items()}
-    print(f"32 molecules x 20 atoms, {edges} edges, float32, {args.threads} threads, median of {args.repeats}")
+    print(f"{title}, {edges} edges, float32, {args.threads} threads, median of {args.repeats}")
     print(f"{'model':20s} {'inference ms':>13s} {'train step ms':>14s} {'x inference':>12s} {'x train':>8s}")
     base = result["equiscale"]
     for name, r in result.items():
-        print(f"{name:20s} {r['inference']:13.1f} {r['train']:14.1f} {r['inference'] / base['inference']:12.2f} {r['train'] / base['train']:8.2f}")
-    return {"edges": edges, "milliseconds": result}
+        print(f"{name:20s} {r['inference']:13.2f} {r['train']:14.2f} {r['inference'] / base['inference']:12.2f} {r['train'] / base['train']:8.2f}")
+    report = {"edges": edges, "milliseconds": result}
+    if args.memory:
+        report["peak_mb"] = memory(args)
+    if args.data and args.md_steps:
+        md = molecular_dynamics(structures[0], model, stats, args.md_steps, compile_too=args.compile)
+        print(f"MD through the ASE calculator, {len(structures[0])} atoms, {args.md_steps} steps each (velocity Verlet, 0.5 fs)")
+        print(f"{'calculator':20s} {'MD steps/s':>11s} {'force call ms':>14s} {'x MD':>6s}")
+        for name, r in md.items():
+            print(f"{name:20s} {r['md_steps_per_s']:11.1f} {r['force_call_ms']:14.3f} {r['md_steps_per_s'] / md['nequip (parity)']['md_steps_per_s']:6.2f}")
+        report["md"] = md
+    return report
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, MB (VmHWM: unlike ru_maxrss it does not carry over the
+    parent's peak across fork + exec)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory(args: argparse.Namespace) -> dict:
+    """Peak-RSS growth of one training step of each model, each in a fresh process."""
+    peaks = {}
+    print("training-step memory: growth of peak RSS over model and inputs, one fresh process per model")
+    for who in ("equiscale", "nequip (parity)"):
+        command = [sys.executable, str(Path(__file__).resolve()), "speed", "--peak", who, "--threads", str(args.threads)]
+        if args.data:
+            command += ["--data", args.data, "--batch-size", str(args.batch_size)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        peaks[who] = float(out.stdout.strip().splitlines()[-1])
+        print(f"  {who:20s} {peaks[who]:7.1f} MB")
+    return peaks
+
+
+def peak(args: argparse.Namespace) -> None:
+    """Print the peak-RSS growth (MB) of one training step of ``args.peak`` (after one warm-up
+    step on a single structure, so that code and libraries are loaded outside the measurement)."""
+    from equiscale.atomistic import AtomicStructure
+
+    torch.set_num_threads(args.threads)
+    if args.data:
+        structures = _labelled(read_structures(args.data)[: args.batch_size])
+    else:
+        rng = np.random.default_rng(1)
+        structures = [AtomicStructure(a.positions, a.numbers, energy=float(rng.normal()), forces=rng.normal(size=(20, 3)))
+                      for a in molecules()]
+    dataset = AtomicDataset(structures, SIZES["cutoff"])
+    stats = dataset_statistics(dataset)
+    batch = collate(dataset.graphs, torch.float32)
+    atoms = [s.to_atoms() for s in structures]
+    if args.peak == "equiscale":
+        model = ours(structures, stats)
+        first = collate(dataset.graphs[:1], torch.float32)
+
+        def step(b):
+            model.train()
+            model.zero_grad(set_to_none=True)
+            out = model(b)
+            ((out["energy"] - b["energy"]).pow(2).mean() + (out["forces"] - b["forces"]).pow(2).mean()).backward()
+
+        step(first)
+        before = peak_rss_mb()
+        step(batch)
+    else:
+        _, warm = nequip_functions(atoms[:1], SIZES, parity=True, batch=collate(dataset.graphs[:1], torch.float32))
+        warm()
+        _, train = nequip_functions(atoms, SIZES, parity=True, batch=batch)
+        before = peak_rss_mb()
+        train()
+    print(f"{peak_rss_mb() - before:.1f}")
 
 
 def accuracy(args: argparse.Namespace) -> dict:
-    data = Path(args.data)
+    data = Path(args.data or "runs/bench/cu800.xyz")
     if not data.is_file():
         from equiscale.atomistic import write_emt_dataset
 
@@ -331,18 +545,30 @@ def train_nequip(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", nargs="?", default="speed", choices=["speed", "accuracy", "train-equiscale", "train-nequip"])
+    parser.add_argument("mode", nargs="?", default="speed", choices=["speed", "accuracy", "molecules", "train-equiscale", "train-nequip"])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-mace", action="store_true")
     parser.add_argument("--seconds", type=float, default=600.0, help="accuracy: training time of each model")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--data", default="runs/bench/cu800.xyz")
-    parser.add_argument("--out", default="runs/bench/accuracy")
+    parser.add_argument("--data", help="speed: time on these structures (default: random molecules); "
+                                           "accuracy: the EMT frames (default runs/bench/cu800.xyz)")
+    parser.add_argument("--md-steps", type=int, default=200, help="speed with --data: MD steps per calculator")
+    parser.add_argument("--compile", action="store_true", help="speed: also time equiscale with compile_inference() "
+                                                                "(energy+forces through torch.compile; training stays eager)")
+    parser.add_argument("--memory", action="store_true", help="speed: also the peak memory of one training step, "
+                                                               "each model in a fresh process")
+    parser.add_argument("--peak", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None, help="accuracy: runs/bench/accuracy; molecules: runs/bench/molecules")
     parser.add_argument("--test", help="train-* modes: the test structures")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
-    modes = {"speed": speed, "accuracy": accuracy, "train-equiscale": train_equiscale, "train-nequip": train_nequip}
+    if args.out is None:
+        args.out = {"molecules": "runs/bench/molecules"}.get(args.mode, "runs/bench/accuracy")
+    if args.peak:
+        return peak(args)
+    modes = {"speed": speed, "accuracy": accuracy, "molecules": write_molecules, "train-equiscale": train_equiscale,
+             "train-nequip": train_nequip}
     result = modes[args.mode](args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
