@@ -15,7 +15,8 @@ FAST = dict(basis="sto-3g", xc="hf", frames=3, shard_size=2, polarizability=Fals
 
 
 def test_a_dask_cluster_labels_what_this_process_labels(tmp_path, capsys):
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    options = dict(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
+    with distributed.LocalCluster(**options) as cluster:
         status = data_dft(DataDFT(out=str(tmp_path / "dask.dft"), dask_scheduler=cluster.scheduler_address, **FAST))
     assert status == 0 and "3 labelled now" in capsys.readouterr().out
     assert data_dft(DataDFT(out=str(tmp_path / "local.dft"), workers=1, **FAST)) == 0
@@ -38,5 +39,6 @@ def test_local_worker_processes(tmp_path):
 def test_an_unreachable_scheduler_gives_one_line(tmp_path):
     import dask
 
-    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), pytest.raises(ValueError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+            pytest.raises(ValueError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         data_dft(DataDFT(out=str(tmp_path / "x.dft"), dask_scheduler="tcp://127.0.0.1:9", **FAST))

@@ -39,9 +39,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from equiscale.quantum.basis import orbital_count, shells_from_json
+from equiscale.quantum.basis import orbital_count, shells_from_json, shells_to_json
 
-__all__ = ["FORMAT", "UNITS", "MANIFEST", "DFTDataset", "shard_name", "write_shard", "read_shard",
+__all__ = ["FORMAT", "UNITS", "MANIFEST", "DFTDataset", "ShardWriter", "shard_name", "write_shard", "read_shard",
            "read_manifest", "write_manifest"]
 
 FORMAT = 1
@@ -130,6 +130,93 @@ def write_manifest(directory: str | os.PathLike, manifest: Mapping[str, Any]) ->
     _atomic_write(Path(directory) / MANIFEST, lambda file: file.write(text))
 
 
+class ShardWriter:
+    """Writes a dataset directory: refuses other settings, finds the finished shards, writes the rest.
+
+    Args:
+        out: the dataset directory (created when missing; an existing one must hold a manifest of
+            the same ``info["settings"]``, or be empty).
+        info: manifest entries (``molecule``, ``basis``, ``xc``, ``seed``, ``displacements``, ...,
+            and ``settings``: what a resumed run must repeat).
+        shells: the basis description ``{Z: [l, ...]}``.
+        plan: the frame indices of each shard.
+        say: prints notes (a shard found truncated and computed again).
+
+    :attr:`missing` lists the shards still to compute. The manifest is rewritten (atomically) after
+    every shard, so an interrupted run leaves a readable dataset of the shards done so far.
+
+    Raises:
+        ValueError: one line when ``out`` is a file, a non-empty directory without a manifest, or a
+            dataset written with other settings (naming each difference).
+    """
+
+    def __init__(self, out: str | os.PathLike, info: Mapping[str, Any], shells: Mapping[int, list[int]],
+                 plan: list[list[int]], say=print) -> None:
+        self.out = Path(out)
+        self.info = dict(info)
+        self.shells = dict(shells)
+        self.plan = plan
+        self.say = say
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"{self.out} exists and is not a directory (a DFT dataset is a directory)")
+        if (self.out / MANIFEST).exists():
+            saved = read_manifest(self.out).get("settings", {})
+            changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in self.info["settings"].items() if saved.get(k) != v]
+            if changed:
+                raise ValueError(f"{self.out} was written with other settings ({'; '.join(changed)}): run the same "
+                                 "command to resume it, or give another --out")
+        elif self.out.is_dir() and any(self.out.iterdir()):
+            raise ValueError(f"{self.out} exists, is not empty and has no {MANIFEST}: give a new or empty --out")
+        self.out.mkdir(parents=True, exist_ok=True)
+        for stale in self.out.glob(".shard-*.tmp-*"):
+            stale.unlink()
+        self.done: dict[int, dict[str, Any]] = {}
+        for index, frames in enumerate(plan):
+            found = self._existing(index, frames)
+            if found is not None:
+                self.done[index] = found
+        self.missing = [i for i in range(len(plan)) if i not in self.done]
+        self._write_manifest()
+
+    def _existing(self, index: int, frames: list[int]) -> dict[str, Any] | None:
+        """The record of a finished shard (None if it is missing, unreadable or of other frames)."""
+        path = self.out / shard_name(index)
+        if not path.exists():
+            return None
+        try:
+            arrays = read_shard(path, ("frame_index", "failed_index", "failed_reason"))
+        except ValueError:
+            self.say(f"{path} is truncated or corrupt: computing it again")
+            path.unlink()
+            return None
+        if sorted(arrays["frame_index"].tolist() + arrays["failed_index"].tolist()) != sorted(frames):
+            self.say(f"{path} holds other frames than its task: computing it again")
+            path.unlink()
+            return None
+        failed = [[int(i), str(r)] for i, r in zip(arrays["failed_index"], arrays["failed_reason"])]
+        return {"file": path.name, "frames": len(arrays["frame_index"]), "failed": failed}
+
+    def write(self, index: int, arrays: Mapping[str, np.ndarray], failed: list) -> None:
+        """Write shard ``index`` (atomically) and the manifest."""
+        path = write_shard(self.out, index, arrays, failed)
+        self.done[index] = {"file": path.name, "frames": len(arrays["frame_index"]), "failed": list(failed)}
+        self._write_manifest()
+
+    def counts(self) -> dict[str, int]:
+        """``frames`` stored and ``failed`` (skipped) so far."""
+        return {"frames": sum(d["frames"] for d in self.done.values()),
+                "failed": sum(len(d["failed"]) for d in self.done.values())}
+
+    def _write_manifest(self) -> None:
+        records = [d for _, d in sorted(self.done.items())]
+        failures = [f for d in records for f in d["failed"]]
+        write_manifest(self.out, {
+            "format": FORMAT, **{k: v for k, v in self.info.items() if k != "settings"},
+            "shells": shells_to_json(self.shells), "units": UNITS, **self.counts(), "failures": failures,
+            "shards": [{"file": d["file"], "frames": d["frames"], "failed": len(d["failed"])} for d in records],
+            "settings": self.info["settings"], "complete": len(self.done) == len(self.plan)})
+
+
 class DFTDataset:
     """The frames of a DFT dataset directory, read lazily one shard at a time.
 
@@ -210,7 +297,7 @@ class DFTDataset:
         shard = bisect.bisect_right(self._starts, index) - 1
         arrays = self._load(shard)
         local = index - self._starts[shard]
-        item = {k: (v if k == "numbers" else v[local]) for k, v in arrays.items() if not k.startswith("failed_")}
+        item = {k: (v if k == "numbers" else v[local]).copy() for k, v in arrays.items() if not k.startswith("failed_")}
         if self.torch:
             import torch
 

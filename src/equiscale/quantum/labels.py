@@ -11,24 +11,24 @@ electric field: ``alpha[:, j] = (mu(+E e_j) - mu(-E e_j)) / (2 E)`` with ``E = f
 energy in the field; the field SCFs start from the zero-field density). The truncation error of the
 central difference is O(E^2): about 1e-6 relative at the default.
 
-One shard (:func:`label_shard`): every frame of one task, SCF failures recorded (frame index and
-reason) and skipped, never stored. This is the function the Dask workers run; it sets one OpenMP/BLAS
-thread (one process per core is the parallelism).
+Many frames (:func:`label_dataset`): one task per frame (:func:`label_one`, what the Dask workers
+run), gathered into shards of consecutive frames (:mod:`equiscale.quantum.data`); SCF failures are
+recorded (frame index and reason) and skipped, never stored.
 """
 from __future__ import annotations
 
 import os
 import time
 import warnings
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from equiscale.quantum.geometry import Frame
 
-__all__ = ["SCFNotConverged", "make_molecule", "check_functional", "make_mf", "label_frame", "label_shard", "plan_tasks", "basis_shells",
-           "label_dataset", "FIELDS", "KS_FIELDS"]
+__all__ = ["SCFNotConverged", "make_molecule", "check_functional", "make_mf", "label_frame", "label_one",
+           "assemble_shard", "frame_tasks", "label_shard", "plan_tasks", "basis_shells", "run_tasks", "label_dataset",
+           "FIELDS", "KS_FIELDS"]
 
 FIELDS = ("numbers", "positions", "energy", "fock", "overlap", "density", "orbital_energies", "dipole",
           "polarizability", "frame_index")
@@ -179,67 +179,95 @@ def label_frame(numbers: Sequence[int], positions: np.ndarray, basis: str, xc: s
     return labels
 
 
-def label_shard(task: Mapping[str, Any], on_frame: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Label the frames of one task (one shard); what the Dask workers run.
+def label_one(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Label one frame; what the Dask workers run (one OpenMP/BLAS thread: a process per core is the parallelism).
 
     Args:
-        task: ``numbers`` ``(A,)``, ``positions`` ``(K, A, 3)``, ``frame_index`` ``(K,)``, ``shard``
-            (its number), and the options ``basis``, ``xc``, ``conv_tol``, ``conv_tol_grad``,
-            ``max_cycle``, ``field``, ``polarizability`` and ``blocks`` of :func:`label_frame`.
-        on_frame: called after each frame (a progress bar).
+        task: ``shard``, ``frame_index``, ``numbers`` ``(A,)``, ``positions`` ``(A, 3)``, and the
+            options ``basis``, ``xc``, ``conv_tol``, ``conv_tol_grad``, ``max_cycle``, ``field``,
+            ``polarizability`` and ``blocks`` of :func:`label_frame`.
 
     Returns:
-        ``shard``, ``arrays`` (the shard's arrays over the frames that converged, see
-        :data:`FIELDS`), ``failed`` (list of ``[frame_index, reason]``) and ``seconds``.
+        ``shard``, ``frame_index``, ``positions``, and ``labels`` (of :func:`label_frame`), or
+        ``labels=None`` and ``error`` (the reason) when the SCF did not converge.
     """
     os.environ["OMP_NUM_THREADS"] = "1"
     from pyscf import lib
 
     lib.num_threads(1)
-    start = time.perf_counter()
-    numbers = np.asarray(task["numbers"], dtype=np.int64)
     options = {k: task[k] for k in ("conv_tol", "conv_tol_grad", "max_cycle", "field", "polarizability")}
-    options["blocks"] = task.get("blocks")
-    rows: list[dict[str, Any]] = []
-    kept, failed = [], []
-    for index, positions in zip(task["frame_index"], task["positions"]):
-        try:
-            rows.append(label_frame(numbers, positions, task["basis"], task["xc"], **options))
-            kept.append((int(index), positions))
-        except SCFNotConverged as error:
-            failed.append([int(index), str(error)])
-        if on_frame is not None:
-            on_frame()
-    arrays: dict[str, np.ndarray] = {"numbers": numbers}
-    n = rows[0]["fock"].shape[0] if rows else 0
-    arrays["positions"] = np.array([p for _, p in kept], dtype=float).reshape(len(kept), len(numbers), 3)
-    arrays["frame_index"] = np.array([i for i, _ in kept], dtype=np.int64)
-    empty = {"energy": (), "fock": (n, n), "overlap": (n, n), "density": (n, n), "orbital_energies": (n,),
-             "dipole": (3,), "polarizability": (3, 3)}
+    result = {"shard": int(task["shard"]), "frame_index": int(task["frame_index"]),
+              "positions": np.asarray(task["positions"], dtype=float), "labels": None, "error": None}
+    try:
+        result["labels"] = label_frame(task["numbers"], task["positions"], task["basis"], task["xc"],
+                                       blocks=task.get("blocks"), **options)
+    except SCFNotConverged as error:
+        result["error"] = str(error)
+    return result
+
+
+def assemble_shard(numbers: Sequence[int], results: Sequence[Mapping[str, Any]],
+                   polarizability: bool) -> tuple[dict[str, np.ndarray], list[list]]:
+    """A shard's arrays (:data:`FIELDS`, frames in index order) from :func:`label_one` results, and
+    its failures ``[[frame_index, reason], ...]``."""
+    results = sorted(results, key=lambda r: r["frame_index"])
+    rows = [r for r in results if r["labels"] is not None]
+    failed = [[r["frame_index"], r["error"]] for r in results if r["labels"] is None]
+    numbers = np.asarray(numbers, dtype=np.int64)
+    n = rows[0]["labels"]["fock"].shape[0] if rows else 0
+    arrays: dict[str, np.ndarray] = {
+        "numbers": numbers,
+        "positions": np.array([r["positions"] for r in rows], dtype=float).reshape(len(rows), len(numbers), 3),
+        "frame_index": np.array([r["frame_index"] for r in rows], dtype=np.int64),
+    }
+    shapes = {"energy": (), "fock": (n, n), "overlap": (n, n), "density": (n, n), "orbital_energies": (n,),
+              "dipole": (3,), "polarizability": (3, 3)}
     for key in KS_FIELDS:
-        if key == "polarizability" and not task["polarizability"]:
-            continue
-        arrays[key] = np.array([row[key] for row in rows], dtype=float).reshape((len(rows), *empty[key]))
-    return {"shard": int(task["shard"]), "arrays": arrays, "failed": failed,
-            "seconds": time.perf_counter() - start}
+        if key != "polarizability" or polarizability:
+            arrays[key] = np.array([r["labels"][key] for r in rows], dtype=float).reshape((len(rows), *shapes[key]))
+    return arrays, failed
+
+
+def frame_tasks(frames: Sequence[Frame], plan: Sequence[Sequence[int]], shards: Sequence[int],
+                options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The :func:`label_one` tasks of the frames of ``shards`` (indices into ``plan``)."""
+    return [{"shard": i, "frame_index": k, "numbers": frames[k].numbers, "positions": frames[k].positions, **options}
+            for i in shards for k in plan[i]]
+
+
+def label_shard(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Label the frames of one shard in this process.
+
+    Args:
+        task: ``shard``, ``numbers`` ``(A,)``, ``positions`` ``(K, A, 3)``, ``frame_index`` ``(K,)`` and
+            the options of :func:`label_one`.
+
+    Returns:
+        ``shard``, ``arrays`` (over the frames that converged, see :data:`FIELDS`) and ``failed``
+        (``[frame_index, reason]`` of the others).
+    """
+    results = [label_one({**task, "frame_index": k, "positions": p})
+               for k, p in zip(task["frame_index"], task["positions"])]
+    arrays, failed = assemble_shard(task["numbers"], results, task["polarizability"])
+    return {"shard": int(task["shard"]), "arrays": arrays, "failed": failed}
 
 
 # --- many frames: tasks, resume, Dask ------------------------------------------------------------------------
 def plan_tasks(frames: Sequence[Frame], shard_size: int) -> list[list[int]]:
-    """The frame indices of each task (shard): runs of at most ``shard_size`` consecutive frames of
-    one molecule (a new task starts where the atomic numbers change)."""
-    tasks: list[list[int]] = []
+    """The frame indices of each shard: runs of at most ``shard_size`` consecutive frames of one
+    molecule (a new shard starts where the atomic numbers change)."""
+    plan: list[list[int]] = []
     for k, frame in enumerate(frames):
-        if (not tasks or len(tasks[-1]) >= shard_size
-                or not np.array_equal(frames[tasks[-1][0]].numbers, frame.numbers)):
-            tasks.append([])
-        tasks[-1].append(k)
-    return tasks
+        if (not plan or len(plan[-1]) >= shard_size
+                or not np.array_equal(frames[plan[-1][0]].numbers, frame.numbers)):
+            plan.append([])
+        plan[-1].append(k)
+    return plan
 
 
 def basis_shells(frames: Sequence[Frame], basis: str) -> dict[int, list[int]]:
     """The shells of every element in ``frames`` (one PySCF build per distinct molecule), checking
-    on the way what would fail later in a worker: positions, elements, closed shells."""
+    on the way what would fail later in a worker: positions, elements, electron counts."""
     from equiscale.quantum.basis import shells_of
 
     shells: dict[int, list[int]] = {}
@@ -261,46 +289,18 @@ def basis_shells(frames: Sequence[Frame], basis: str) -> dict[int, list[int]]:
     return shells
 
 
-def _existing(out: Path, index: int, frame_indices: list[int], say) -> dict[str, Any] | None:
-    """The summary of a finished shard (None if it is missing, unreadable or of another task)."""
-    from equiscale.quantum.data import read_shard, shard_name
+def run_tasks(tasks: list[dict[str, Any]], workers: int, scheduler: str | None,
+              on_result: Callable[[dict[str, Any]], None]) -> None:
+    """Run :func:`label_one` on every task, calling ``on_result`` with each result as it arrives.
 
-    path = out / shard_name(index)
-    if not path.exists():
-        return None
-    try:
-        arrays = read_shard(path, ("frame_index", "failed_index", "failed_reason"))
-    except ValueError:
-        say(f"{path} is truncated or corrupt: computing it again")
-        path.unlink()
-        return None
-    done = sorted(arrays["frame_index"].tolist() + arrays["failed_index"].tolist())
-    if done != frame_indices:
-        say(f"{path} holds other frames than its task: computing it again")
-        path.unlink()
-        return None
-    failed = [[int(i), str(r)] for i, r in zip(arrays["failed_index"], arrays["failed_reason"])]
-    return {"file": path.name, "frames": len(arrays["frame_index"]), "failed": failed}
-
-
-def _manifest(info: Mapping[str, Any], shells, done: Mapping[int, dict], complete: bool) -> dict[str, Any]:
-    from equiscale.quantum.basis import shells_to_json
-    from equiscale.quantum.data import FORMAT, UNITS
-
-    shards = [{"file": d["file"], "frames": d["frames"], "failed": len(d["failed"])} for _, d in sorted(done.items())]
-    failures = [f for _, d in sorted(done.items()) for f in d["failed"]]
-    return {"format": FORMAT, **{k: v for k, v in info.items() if k != "settings"}, "shells": shells_to_json(shells),
-            "units": UNITS, "frames": sum(s["frames"] for s in shards), "failed": len(failures),
-            "failures": failures, "shards": shards, "settings": dict(info["settings"]), "complete": complete}
-
-
-def _run(tasks: list[dict[str, Any]], workers: int, scheduler: str | None, on_result, on_frame) -> None:
-    """Run :func:`label_shard` on every task: in this process (one worker, no scheduler) or on Dask."""
+    In this process when ``workers == 1`` and there is no scheduler; else on Dask: the scheduler at
+    ``scheduler``, or a ``LocalCluster`` of ``workers`` single-threaded worker processes.
+    """
     if not tasks:
         return
     if scheduler is None and workers == 1:
         for task in tasks:
-            on_result(label_shard(task, on_frame))
+            on_result(label_one(task))
         return
     import logging
 
@@ -309,15 +309,16 @@ def _run(tasks: list[dict[str, Any]], workers: int, scheduler: str | None, on_re
     cluster = None
     if scheduler is None:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        cluster = LocalCluster(n_workers=min(workers, len(tasks)), threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+        cluster = LocalCluster(n_workers=min(workers, len(tasks)), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
     try:
         client = Client(cluster if cluster is not None else scheduler)  # timeout: distributed.comm.timeouts.connect
     except OSError as error:
+        if cluster is not None:
+            cluster.close()
         raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
     try:
-        futures = client.map(label_shard, tasks, pure=False)
-        for future in as_completed(futures):
+        for future in as_completed(client.map(label_one, tasks, pure=False)):
             on_result(future.result())
     finally:
         client.close()
@@ -331,76 +332,57 @@ def label_dataset(out: str | os.PathLike, frames: Sequence[Frame], info: Mapping
                   polarizability: bool = True, progress: bool = True, say=print) -> dict[str, Any]:
     """Label ``frames`` into the dataset directory ``out``, computing only the shards it lacks.
 
+    Every frame is one task (fine-grained progress and load balance); a shard is written, whole and
+    atomically, as soon as all of its frames are back.
+
     Args:
         out: the dataset directory (created; see :mod:`equiscale.quantum.data`).
         frames: every frame of the run, in order.
-        info: manifest entries: ``molecule``, ``seed``, ``displacements``, ``basis``, ``xc`` and
-            ``settings`` (what a resumed run must match; a directory written with other settings is
-            refused).
+        info: manifest entries: ``molecule``, ``seed``, ``displacements``, ... and ``settings``
+            (what a resumed run must match; a directory written with other settings is refused).
         basis, xc, conv_tol, conv_tol_grad, max_cycle, field, polarizability: see :func:`label_frame`.
-        shard_size: frames per task and shard.
-        workers: local worker processes (a Dask ``LocalCluster``); 1 with no scheduler runs here.
-        scheduler: address of a running Dask scheduler (its workers need equiscale[quantum]).
+        shard_size: frames per shard.
+        workers, scheduler: see :func:`run_tasks`.
         progress: a progress bar (frames/s); ``say`` prints the notes.
 
     Returns:
         ``frames`` (stored), ``failed``, ``computed`` (frames labelled now), ``seconds``, ``path``.
     """
-    from equiscale.quantum.data import MANIFEST, read_manifest, write_manifest, write_shard
+    from equiscale.quantum.basis import shell_transform
+    from equiscale.quantum.data import ShardWriter
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a directory (a DFT dataset is a directory)")
-    if out.is_dir() and (out / MANIFEST).exists():
-        saved = read_manifest(out).get("settings", {})
-        changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in info["settings"].items() if saved.get(k) != v]
-        if changed:
-            raise ValueError(f"{out} was written with other settings ({'; '.join(changed)}): run the same command "
-                             "to resume it, or give another --out")
-    elif out.is_dir() and any(out.iterdir()):
-        raise ValueError(f"{out} exists, is not empty and has no {MANIFEST}: give a new or empty --out directory")
     check_functional(xc)
     shells = basis_shells(frames, basis)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".shard-*.tmp-*"):
-        stale.unlink()
     plan = plan_tasks(frames, shard_size)
-    done = {i: d for i, indices in enumerate(plan) if (d := _existing(out, i, indices, say)) is not None}
-    write_manifest(out, _manifest(info, shells, done, complete=len(done) == len(plan)))
-    from equiscale.quantum.basis import shell_transform
-
+    writer = ShardWriter(out, info, shells, plan, say=say)
     blocks = {l: np.array(shell_transform(l)) for l in sorted({l for ls in shells.values() for l in ls})}
     options = {"basis": basis, "xc": xc, "conv_tol": conv_tol, "conv_tol_grad": conv_tol_grad,
                "max_cycle": max_cycle, "field": field, "polarizability": polarizability, "blocks": blocks}
-    tasks = [{"shard": i, "numbers": frames[indices[0]].numbers, "frame_index": indices,
-              "positions": np.stack([frames[k].positions for k in indices]), **options}
-             for i, indices in enumerate(plan) if i not in done]
-    todo = sum(len(t["frame_index"]) for t in tasks)
+    tasks = frame_tasks(frames, plan, writer.missing, options)
     bar = None
-    if progress and todo:
+    if progress and tasks:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=todo, unit="frame", desc=f"{xc}/{basis}", smoothing=0.1)
-    per_frame = scheduler is None and workers == 1
+        bar = tqdm(total=len(tasks), unit="frame", desc=f"{xc}/{basis}", smoothing=0.1)
+    pending: dict[int, list[dict[str, Any]]] = {i: [] for i in writer.missing}
+    failed = 0
     start = time.perf_counter()
-    state = {"failed": 0}
 
     def on_result(result: dict[str, Any]) -> None:
+        nonlocal failed
         index = result["shard"]
-        path = write_shard(out, index, result["arrays"], result["failed"])
-        done[index] = {"file": path.name, "frames": len(result["arrays"]["frame_index"]), "failed": result["failed"]}
-        write_manifest(out, _manifest(info, shells, done, complete=len(done) == len(plan)))
-        state["failed"] += len(result["failed"])
+        pending[index].append(result)
+        failed += result["labels"] is None
+        if len(pending[index]) == len(plan[index]):
+            arrays, failures = assemble_shard(frames[plan[index][0]].numbers, pending.pop(index), polarizability)
+            writer.write(index, arrays, failures)
         if bar is not None:
-            if not per_frame:
-                bar.update(len(result["arrays"]["frame_index"]) + len(result["failed"]))
-            bar.set_postfix(failed=state["failed"], refresh=False)
+            bar.update(1)
+            bar.set_postfix(failed=failed, refresh=False)
 
     try:
-        _run(tasks, workers, scheduler, on_result, (lambda: bar.update(1)) if bar is not None and per_frame else None)
+        run_tasks(tasks, workers, scheduler, on_result)
     finally:
         if bar is not None:
             bar.close()
-    manifest = read_manifest(out)
-    return {"frames": manifest["frames"], "failed": manifest["failed"], "computed": todo,
-            "seconds": time.perf_counter() - start, "path": str(out)}
+    return {**writer.counts(), "computed": len(tasks), "seconds": time.perf_counter() - start, "path": str(out)}
