@@ -14,7 +14,6 @@ the checkpoint kinds ``"efield"`` and ``"velocity"`` in :mod:`.app`.
 """
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -25,7 +24,7 @@ from equiscale.check import EquivarianceCheck
 if TYPE_CHECKING:
     from equiscale.check import CheckOptions
 
-__all__ = ["efield_checks", "velocity_checks", "cube_rotation_check", "copies_in_dtype"]
+__all__ = ["efield_checks", "velocity_checks", "cube_rotation_check"]
 
 Measure = Callable[[torch.dtype, torch.Generator], float]
 
@@ -60,18 +59,6 @@ def cube_rotation_check(model: Callable[[torch.dtype], torch.nn.Module], resolut
         return worst
 
     return measure
-
-
-def copies_in_dtype(model: torch.nn.Module) -> Callable[[torch.dtype], torch.nn.Module]:
-    """``model(dtype)``: a copy of a trained module converted to ``dtype``, in eval mode (cached per dtype)."""
-    copies: dict[torch.dtype, torch.nn.Module] = {}
-
-    def model_in(dtype: torch.dtype) -> torch.nn.Module:
-        if dtype not in copies:
-            copies[dtype] = copy.deepcopy(model).to(dtype).eval()
-        return copies[dtype]
-
-    return model_in
 
 
 def _rebuilt(file: Path, state: dict[str, Any], build: Callable[..., torch.nn.Module]

@@ -4,7 +4,8 @@ Runs :func:`equiscale.fields.efield.run_efield_demo` (random neutral charge dens
 periodic grid, E = -grad phi from an FFT Poisson solve; an SO(3)-steerable CNN against plain 3D CNNs
 trained for the same time; equivariance under the 24 cube rotations and under random rotations),
 links its report and figures from the demo's report, and registers the trained models with the
-symmetry section (random rotations of the cube, which map the grid onto itself, in float64 and float32).
+symmetry section (random rotations of the cube, which map the grid onto itself, in float64 and float32,
+each model rebuilt from its checkpoint in that dtype).
 """
 from __future__ import annotations
 
@@ -15,17 +16,15 @@ __all__ = ["section_steerable"]
 
 def section_steerable(ctx: DemoContext) -> SectionResult:
     """Train and compare the field models in ``out/steerable``; the markdown links its figures."""
-    from equiscale.check import EquivarianceCheck
-    from equiscale.fields.checks import copies_in_dtype, cube_rotation_check
+    from equiscale.check import CheckOptions, checkpoint_checks
     from equiscale.fields.efield import EFIELD_MODELS, run_efield_demo
 
     folder = ctx.folder("steerable")
     ctx.log("training an SO(3)-steerable CNN and plain 3D CNNs: charge density -> electric field")
     result = run_efield_demo(folder, quick=ctx.quick, seed=ctx.seed, progress=ctx.progress)
-    ctx.add_checks([EquivarianceCheck(f"field {EFIELD_MODELS[name]}", "cube rotations",
-                                      cube_rotation_check(copies_in_dtype(model), result["resolution"],
-                                                          result["box_size"]))
-                    for name, model in result["models"].items()])
+    for name in result["models"]:  # rebuilt from their checkpoints in each dtype, as `equiscale check` does
+        options = CheckOptions(label=f"field {EFIELD_MODELS[name]}", seed=ctx.seed)
+        ctx.add_checks(checkpoint_checks(folder / name, options)[1])
     prefix = ctx.relative(folder)
     markdown = result["markdown"]
     for figure in result["figures"]:
