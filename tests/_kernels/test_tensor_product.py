@@ -16,6 +16,8 @@ CASES = [
     ("3x0e+2x1o+2x2e+1x3o+2x1e", "1x0e+1x1o", "2x0e+3x1o+1x2e+2x3o+1x4e",
      dict(irrep_normalization="norm", path_normalization="path")),
     ("5x0e+3x1e", "1x1o+1x0e", "2x1o+2x0e+1x2o", dict(in1_var=[2.0, 0.5], out_var=[1.0, 3.0, 1.0])),
+    # second input with multiplicities (one planned path per copy), as in a product of two features
+    ("3x0e+2x1o+1x2e", "2x0e+3x1o+2x2e", "2x0e+2x1o+1x2e", {}),
 ]
 
 
@@ -99,7 +101,7 @@ def test_forces_style_double_backward(monkeypatch):
     """A loss on d(energy)/dy, differentiated to the weights and x, equals the PyTorch path."""
     tp = _tp(CASES[0], torch.float64)
     x = torch.randn(11, tp.irreps_in1.dim, dtype=torch.float64)
-    y0 = torch.randn(11, 9, dtype=torch.float64)
+    y0 = torch.randn(11, tp.irreps_in2.dim, dtype=torch.float64)
     results = []
     for setting in (None, "off"):
         if setting:

@@ -1,10 +1,10 @@
-"""Python side of the compiled shared-weight tensor product (``uvw`` paths, ``mul_in2 == 1``).
+"""Python side of the compiled shared-weight tensor product (``uvw`` paths).
 
 The operator ``torch.ops.equiscale.tensor_product_uvw(x, y, w, *plan, dim_out)`` computes, for
 ``x`` ``(N, irreps_in1.dim)``, ``y`` ``(N, irreps_in2.dim)`` and the flat shared weights ``w``
 ``(weight_numel,)`` in e3nn's layout, the sum over the planned paths
 
-    out[n, o0 + w dk + k] = sum_(u, i, j) W_p[u, w] C_p[i, j, k] x[n, x0 + u d1 + i] y[n, y0 + j]
+    out[n, o0 + w dk + k] = sum_(u, v, i, j) W_p[u, v, w] C_p[i, j, k] x[n, x0 + u d1 + i] y[n, y0 + v d2 + j]
 
 (``C_p``: the 3j symbol times the path normalisation) -> ``(N, dim_out)``, zero on output blocks no
 path reaches. Its backward is ``tensor_product_uvw_backward`` (compiled too); that op's own
@@ -25,8 +25,9 @@ class UvwPlan(NamedTuple):
     """Index tables of the kernel (int64, CPU) and the non-zero coefficients (float64).
 
     ``xblocks (B, 3)``: ``x0, m1, d1``; ``groups (G, 4)``: ``o0, mo, dk, ncols``; ``paths (P, 5)``:
-    ``xblock, y0, group, col0, w_off``; ``runs (R, 4)``: ``path, k, begin, end`` into ``nz (Z, 2)``:
-    ``i, j`` with ``coef (Z,)``.
+    ``xblock, y0, group, col0, w_off, w_stride`` (one row per copy ``v`` of the second input's irrep:
+    ``y0`` and ``w_off`` point at that copy, ``w_stride = mul_in2 mul_out``); ``runs (R, 4)``:
+    ``path, k, begin, end`` into ``nz (Z, 2)``: ``i, j`` with ``coef (Z,)``.
     """
 
     xblocks: torch.Tensor
@@ -44,7 +45,7 @@ class UvwPlan(NamedTuple):
 def build_plan(irreps_in1, irreps_in2, irreps_out, paths: Sequence[Tuple], tol: float = 0.0) -> Optional[UvwPlan]:
     """Plan of ``paths``: tuples ``(i_in1, i_in2, i_out, w_off, cg)`` with ``cg`` the float64
     ``(d1, d2, dk)`` coefficients (3j symbol times path weight) and ``w_off`` the offset of the
-    path's ``(m1, mo)`` weights. Requires ``mul_in2 == 1`` for every path; None if no path."""
+    path's ``(m1, m2, mo)`` weights. None if there is no path."""
     if not paths:
         return None
     s1, s2, so = irreps_in1.slices(), irreps_in2.slices(), irreps_out.slices()
@@ -54,9 +55,7 @@ def build_plan(irreps_in1, irreps_in2, irreps_out, paths: Sequence[Tuple], tol: 
     groups: List[List[int]] = []
     rows, runs, nz, coef = [], [], [], []
     for i1, i2, io, w_off, cg in sorted(paths, key=lambda p: (p[2], p[0], p[1])):
-        (m1, ir1), (m2, _), (mo, iro) = irreps_in1[i1], irreps_in2[i2], irreps_out[io]
-        if m2 != 1:
-            raise ValueError("the compiled uvw kernel needs mul_in2 == 1")
+        (m1, ir1), (m2, ir2), (mo, iro) = irreps_in1[i1], irreps_in2[i2], irreps_out[io]
         if i1 not in xb_index:
             xb_index[i1] = len(xblocks)
             xblocks.append([s1[i1].start, m1, ir1.dim])
@@ -64,19 +63,19 @@ def build_plan(irreps_in1, irreps_in2, irreps_out, paths: Sequence[Tuple], tol: 
             group_index[io] = len(groups)
             groups.append([so[io].start, mo, iro.dim, 0])
         g = group_index[io]
-        col0 = groups[g][3]
-        groups[g][3] += m1
-        p = len(rows)
-        rows.append([xb_index[i1], s2[i2].start, g, col0, w_off])
+        first = len(rows)
+        for v in range(m2):  # copy v of y's irrep: its own y slice and weight rows W[:, v, :]
+            rows.append([xb_index[i1], s2[i2].start + v * ir2.dim, g, groups[g][3], w_off + v * mo, m2 * mo])
+            groups[g][3] += m1
         for k in range(iro.dim):
             begin = len(nz)
             for i, j in (cg[:, :, k].abs() > tol).nonzero().tolist():
                 nz.append([i, j])
                 coef.append(float(cg[i, j, k]))
-            runs.append([p, k, begin, len(nz)])
+            runs.extend([p, k, begin, len(nz)] for p in range(first, len(rows)))
     long = dict(dtype=torch.long)
     return UvwPlan(torch.tensor(xblocks, **long).view(-1, 3), torch.tensor(groups, **long).view(-1, 4),
-                   torch.tensor(rows, **long).view(-1, 5), torch.tensor(runs, **long).view(-1, 4),
+                   torch.tensor(rows, **long).view(-1, 6), torch.tensor(runs, **long).view(-1, 4),
                    torch.tensor(nz, **long).view(-1, 2), torch.tensor(coef, dtype=torch.float64),
                    irreps_out.dim)
 
@@ -93,19 +92,20 @@ def twin(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, xblocks, groups, pat
     blocks = [None] * groups.shape[0]
     dense: Dict[int, torch.Tensor] = {}
     for p, k, b, e in runs.tolist():
-        xb, y0, g, _, _ = paths[p].tolist()
+        xb, y0, g = paths[p, :3].tolist()
         d1, dk = int(xblocks[xb, 2]), int(groups[g, 2])
         c = dense.setdefault(p, torch.zeros(d1, int(y.shape[1]), dk, dtype=x.dtype, device=x.device))
         for (i, j), v in zip(nz[b:e].tolist(), coef[b:e].tolist()):
             c[i, y0 + j, k] = v  # placed at y's full width: the einsum takes all of y
-    for p, (xb, y0, g, _, w_off) in enumerate(paths.tolist()):
+    for p, (xb, y0, g, _, w_off, w_stride) in enumerate(paths.tolist()):
         x0, m1, d1 = xblocks[xb].tolist()
         o0, mo, dk, _ = groups[g].tolist()
         c = dense.get(p)
         if c is None:
             continue
         xs = x[:, x0:x0 + m1 * d1].reshape(n, m1, d1)
-        ws = w[w_off:w_off + m1 * mo].reshape(m1, mo)
+        rows = torch.arange(m1, device=x.device).view(-1, 1) * w_stride
+        ws = w[w_off + rows + torch.arange(mo, device=x.device)]
         part = torch.einsum("nui,nj,ijk,uw->nwk", xs, y, c, ws)
         blocks[g] = part if blocks[g] is None else blocks[g] + part
     out = x.new_zeros(n, dim_out)

@@ -2,12 +2,12 @@
 
 Arguments, defaults, normalisations, instruction list, weight layout and state-dict keys
 (``weight``, ``output_mask``) are e3nn's, so a model written against ``e3nn.o3`` runs unchanged
-and loads e3nn state dicts. On CPU, a product made only of shared-weight ``uvw`` paths whose
-second input has multiplicity one (``FullyConnectedTensorProduct`` with harmonics) runs on the
-compiled kernel of :mod:`equiscale._kernels.tensor_product`. Otherwise (and without a compiler,
-or with ``EQUISCALE_KERNELS=off``) paths whose second input has multiplicity one (``uvu``, and
-``uvw`` with shared weights) run on the chunked kernels of ``_tp_fast`` (any derivative order);
-every other path runs on the autograd reference kernel of ``_tp_generic``.
+and loads e3nn state dicts. On CPU, a product made only of shared-weight ``uvw`` paths
+(``FullyConnectedTensorProduct``) runs on the compiled kernel of
+:mod:`equiscale._kernels.tensor_product`. Otherwise (and without a compiler, or with
+``EQUISCALE_KERNELS=off``) paths whose second input has multiplicity one (``uvu``, and ``uvw``
+with shared weights) run on the chunked kernels of ``_tp_fast`` (any derivative order); every
+other path runs on the autograd reference kernel of ``_tp_generic``.
 """
 from __future__ import annotations
 
@@ -243,13 +243,11 @@ class TensorProduct(torch.nn.Module):
         self._constants(torch.get_default_dtype(), torch.device("cpu"))
 
     def _compiled_plan(self, live, offsets, cg) -> Optional[_tp_kernel.UvwPlan]:
-        """Plan of the compiled kernel when every path is a shared-weight ``uvw`` path with
-        ``mul_in2 == 1`` (``FullyConnectedTensorProduct`` with harmonics or scalars as the second
-        input), else None (then the PyTorch kernels run)."""
+        """Plan of the compiled kernel when every path is a shared-weight ``uvw`` path
+        (``FullyConnectedTensorProduct``), else None (then the PyTorch kernels run)."""
         if not live or not self.shared_weights:
             return None
-        if any(ins.connection_mode != "uvw" or not ins.has_weight or self.irreps_in2[ins.i_in2].mul != 1
-               for _, ins in live):
+        if any(ins.connection_mode != "uvw" or not ins.has_weight for _, ins in live):
             return None
         paths = []
         for k, ins in live:

@@ -1,4 +1,4 @@
-// Shared-weight fully connected ("uvw") tensor product with a single-copy second input, on CPU.
+// Shared-weight fully connected ("uvw") tensor product, on CPU.
 //
 // out[n, w, k] = sum_paths sum_u W_p[u, w] S_p[n, k, u],   S_p[n, k, u] = sum_(i, j) C_p[i, j, k] x[n, u, i] y[n, j]
 //
@@ -13,7 +13,8 @@
 // Plan tensors (int64, built once per module by equiscale/_kernels/tensor_product.py):
 //   xblocks (B, 3): x0, m1, d1        every block of x used by a path
 //   groups  (G, 4): o0, mo, dk, ncols  one per output block reached (ncols = sum of its paths' m1)
-//   paths   (P, 5): xblock, y0, group, col0, w_off
+//   paths   (P, 6): xblock, y0, group, col0, w_off, w_stride   (W_p[u, w] = w[w_off + u w_stride + w];
+//                   a path with mul_in2 > 1 is planned as one path per copy v of y's irrep)
 //   runs    (R, 4): path, k, nz_begin, nz_end    non-zeros grouped by (path, k)
 //   nz      (Z, 2): i, j   with coefficients coef (Z,) float64
 #include <ATen/ATen.h>
@@ -51,7 +52,7 @@ constexpr int64_t kTile = 32;  // edges per tile
 
 struct XBlock { int64_t x0, m1, d1, t_off; };      // t_off: offset in the tile's transposed x (per edge)
 struct Group { int64_t o0, mo, dk, ncols, s_off, r_off, w_off; };  // s_off/r_off: per-edge offsets; w_off: in Wst
-struct Path { int64_t xb, y0, g, col0, w_off; };
+struct Path { int64_t xb, y0, g, col0, w_off, w_stride; };
 struct Run { int64_t p, k, b, e; };
 
 // dst[c * D + r] = src[r * ld + c] for r < D, c < n (D rows of length n interleaved). With D a
@@ -125,7 +126,7 @@ Plan<T> read_plan(const at::Tensor& xblocks, const at::Tensor& groups, const at:
     plan.w_width += a[3] * a[1];
   }
   a = paths.data_ptr<int64_t>();
-  for (int64_t p = 0; p < paths.size(0); ++p, a += 5) plan.p.push_back({a[0], a[1], a[2], a[3], a[4]});
+  for (int64_t p = 0; p < paths.size(0); ++p, a += 6) plan.p.push_back({a[0], a[1], a[2], a[3], a[4], a[5]});
   a = runs.data_ptr<int64_t>();
   for (int64_t r = 0; r < runs.size(0); ++r, a += 4) plan.r.push_back({a[0], a[1], a[2], a[3]});
   a = nz.data_ptr<int64_t>();
@@ -178,8 +179,10 @@ void stack_weights(const Plan<T>& plan, const T* w, std::vector<T>& Wst) {
   Wst.assign(plan.w_width, T(0));
   for (const Path& p : plan.p) {
     const Group& g = plan.g[p.g];
-    const int64_t n = plan.xb[p.xb].m1 * g.mo;
-    std::copy(w + p.w_off, w + p.w_off + n, Wst.begin() + g.w_off + p.col0 * g.mo);
+    for (int64_t u = 0; u < plan.xb[p.xb].m1; ++u) {
+      const T* src = w + p.w_off + u * p.w_stride;
+      std::copy(src, src + g.mo, Wst.begin() + g.w_off + (p.col0 + u) * g.mo);
+    }
   }
 }
 
@@ -361,9 +364,11 @@ std::vector<at::Tensor> tp_backward(const at::Tensor& grad_in, const at::Tensor&
       T* gwp = gw.data_ptr<T>();
       for (const Path& p : plan.p) {
         const Group& g = plan.g[p.g];
-        const int64_t m = plan.xb[p.xb].m1 * g.mo;
-        const T* src = gWst.data() + g.w_off + p.col0 * g.mo;
-        for (int64_t c = 0; c < m; ++c) gwp[p.w_off + c] += src[c];
+        for (int64_t u = 0; u < plan.xb[p.xb].m1; ++u) {
+          const T* src = gWst.data() + g.w_off + (p.col0 + u) * g.mo;
+          T* dst = gwp + p.w_off + u * p.w_stride;
+          for (int64_t c = 0; c < g.mo; ++c) dst[c] += src[c];
+        }
       }
     }
   });
