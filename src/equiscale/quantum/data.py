@@ -6,25 +6,32 @@ Layout of ``water.dft/`` (written by ``equiscale data dft``)::
                         "frames" (stored), "failed" (SCF failures skipped), "failures": [[frame, reason]],
                         "shards": [{"file", "frames", "failed"}], "seed", "displacements",
                         "settings" (what a resumed run must match), "complete"}
-    shard-00000.npz    one labelling task: K frames of one molecule
+    shard-00000.npz    K consecutive frames of one molecule (--shard-size)
     shard-00001.npz    ...
 
 Each shard holds, stacked over its K frames: ``numbers`` (A,) int64, ``positions`` (K, A, 3)
 Angstrom, ``energy`` (K,) Hartree, ``fock``, ``overlap``, ``density`` (K, n, n) in our irreps AO
 basis (:func:`~equiscale.quantum.basis.pyscf_to_irreps`), ``orbital_energies`` (K, n) Hartree,
 ``dipole`` (K, 3) and ``polarizability`` (K, 3, 3) in atomic units, ``frame_index`` (K,) int64,
-and ``failed_index``/``failed_reason`` for the frames of the task whose SCF did not converge.
+and ``failed_index``/``failed_reason`` for the shard's frames whose SCF did not converge.
 
 Why ``.npz`` shards in a directory, for 10^4-10^5 frames of a few hundred orbitals: such a dataset
-holds three dense ``(n, n)`` float64 matrices per frame, 2 MB at n = 300, so 20-200 GB in all; it
-must be written by many worker processes (or Dask workers on other machines) at once and survive
-interruption, and read lazily. One shard per labelling task is written whole to a temporary name and
-renamed (atomic on POSIX): no writer ever holds a lock or a half-written file, a killed run leaves
-only complete shards, and resuming is "compute the shards that are missing". Reading opens one shard
-at a time (a few MB), so memory does not grow with the dataset, and a shard is a plain numpy file
-(no HDF5 library, no file-level locking that HDF5 needs for concurrent writers, no corruption of a
-whole file by one interrupted write). Uncompressed: dense float64 matrices barely compress, and
-loading stays a copy. A training loop that shuffles should shuffle shards, then frames within them
+holds three dense ``(n, n)`` float64 matrices per frame, 2 MB at n = 300, so 20-200 GB in all, and
+labelling it takes days of CPU. So:
+
+- resumable by construction: each shard (a group of ``--shard-size`` consecutive frames) is written
+  whole to a temporary name and renamed (atomic on POSIX). A killed run leaves only complete shards,
+  and resuming is "compute the shards that are missing"; there is never a half-written file to
+  repair, while one interrupted write into a single HDF5 file can corrupt all of it.
+- parallel without locks: workers (local processes or Dask workers on other machines) return the
+  arrays of a frame, and the process that runs the command writes each shard as soon as its frames
+  are back: one writer, no locking (HDF5 needs a lock or MPI-IO for concurrent writers), and no
+  shared filesystem needed by remote workers.
+- lazy reading: a reader opens one shard at a time (a few MB), so memory does not grow with the
+  dataset; a shard is a plain numpy file (no HDF5 library), inspectable with ``numpy.load``.
+- uncompressed: dense float64 matrices barely compress, and loading stays a copy.
+
+A training loop that shuffles should shuffle shards, then frames within them
 (:meth:`DFTDataset.shard_ranges`), to load each shard once per epoch.
 """
 from __future__ import annotations
@@ -46,7 +53,7 @@ __all__ = ["FORMAT", "UNITS", "MANIFEST", "DFTDataset", "ShardWriter", "shard_na
 
 FORMAT = 1
 MANIFEST = "manifest.json"
-UNITS = {"positions": "Angstrom", "energy": "Hartree", "fock": "Hartree", "overlap": "1", "density": "electrons",
+UNITS = {"positions": "Angstrom", "energy": "Hartree", "fock": "Hartree", "overlap": "1", "density": "1 (trace(D S) = electrons)",
          "orbital_energies": "Hartree", "dipole": "e a0 (atomic units, about the origin)",
          "polarizability": "a0^3 (atomic units)"}
 REQUIRED = ("format", "basis", "xc", "shells", "shards")
