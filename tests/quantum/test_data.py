@@ -99,6 +99,13 @@ def test_bad_input_gives_one_line(dataset, tmp_path):
     assert not (tmp_path / "x.dft").exists()  # refused before anything is written
     with pytest.raises(ValueError, match="structure file .* does not exist"):
         data_dft(DataDFT(out=str(tmp_path / "x.dft"), structures=str(tmp_path / "none.xyz"), **FAST))
+    from equiscale.quantum.geometry import Frame
+    from equiscale.quantum.labels import label_dataset
+
+    nan = Frame(np.array([8, 1, 1]), np.full((3, 3), np.nan))
+    with pytest.raises(ValueError, match="frame 1 has NaN or infinite positions"):
+        label_dataset(tmp_path / "x.dft", [list(displaced_frames("water", 1))[0], nan], {"settings": {}},
+                      basis="sto-3g", xc="hf")
     with pytest.raises(FileNotFoundError, match="has no manifest.json"):
         DFTDataset(tmp_path)
     # a shard whose orbital count does not match the manifest's basis

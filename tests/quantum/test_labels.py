@@ -38,6 +38,20 @@ def test_dipole_and_polarizability_rotate_as_tensors(labels):
     assert np.linalg.eigvalsh((alpha + alpha.T) / 2).min() > 0
 
 
+def test_kohn_sham_labels_rotate_up_to_the_grid():
+    """B3LYP: PySCF's integration grid does not rotate with the molecule, which leaves ~1e-6 Hartree."""
+    import torch
+
+    from equiscale.quantum.basis import molecule_irreps
+
+    plain = label_frame(NUMBERS, POSITIONS, "sto-3g", "b3lyp", polarizability=False)
+    rotated = label_frame(NUMBERS, POSITIONS @ R.T, "sto-3g", "b3lyp", polarizability=False)
+    D = molecule_irreps(NUMBERS, {8: [0, 0, 1], 1: [0]}).D_from_matrix(torch.tensor(R)).numpy()
+    np.testing.assert_allclose(rotated["fock"], D @ plain["fock"] @ D.T, atol=1e-5)
+    np.testing.assert_allclose(rotated["density"], D @ plain["density"] @ D.T, atol=1e-5)
+    np.testing.assert_allclose(rotated["overlap"], D @ plain["overlap"] @ D.T, atol=1e-12)
+
+
 def test_polarizability_matches_the_energy_curvature():
     """alpha_zz = -d^2E/dE_z^2: central second difference of the energy, independent of the dipole code."""
     from equiscale.quantum.labels import make_mf
