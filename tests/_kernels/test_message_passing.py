@@ -146,6 +146,11 @@ def test_opcheck_fake_and_autograd_registration(generator):
     grad = torch.randn(8, kernel.irreps_mid.dim, dtype=torch.float64, requires_grad=True)
     backward_args = (grad, x, sh, weights, edges, 8, *kernel._metadata, True, True, True)
     torch.library.opcheck(torch.ops.equiscale.uvu_scatter_backward.default, backward_args)
+    cotangents = [torch.randn(t.shape, generator=generator, dtype=torch.float64) for t in (x, sh, weights)]
+    double_args = (grad.detach(), x.detach(), sh.detach(), weights.detach(), *cotangents, edges, 8, *kernel._metadata, True, True, True, True)
+    # no autograd of its own: it runs inside a backward pass without a graph (see _backward_backward)
+    torch.library.opcheck(torch.ops.equiscale.uvu_scatter_double_backward.default, double_args,
+                          test_utils=("test_schema", "test_faketensor"))
 
 
 def test_torch_compile_over_the_op(generator):
@@ -178,3 +183,37 @@ def test_kernels_off_runs_the_torch_path(monkeypatch, generator):
     fallback = kernel(x, sh, weights, edges, 10)
     assert calls == [1]
     _close(compiled, fallback, 1e-12)
+
+
+def test_third_derivatives_through_the_composed_double_backward(generator):
+    """Double backward with a graph kept (a third derivative) takes the composed, differentiable path."""
+    kernel = _kernel("lmax3-odd-muls")
+    x, sh, weights, edges = _inputs(kernel, 8, generator, torch.float64, radius=1.8)
+    results = []
+    for run in (kernel, kernel.reference):
+        inputs = [t.clone().requires_grad_(True) for t in (x, sh, weights)]
+        out = run(*inputs, edges, 8)
+        first = torch.autograd.grad(out.pow(2).sum(), inputs, create_graph=True)
+        second = torch.autograd.grad(sum(g.pow(2).sum() for g in first), inputs, create_graph=True)
+        third = torch.autograd.grad(sum(g.sin().sum() for g in second), inputs)
+        results.append(third)
+    for actual, expected in zip(*results):
+        _close(actual, expected, 1e-10)
+
+
+def test_fused_double_backward_equals_the_composed_one(generator):
+    kernel = _kernel("wide")
+    x, sh, weights, edges = _inputs(kernel, 20, generator, torch.float64)
+    grad = torch.randn(20, kernel.irreps_mid.dim, generator=generator, dtype=torch.float64)
+    cotangents = [torch.randn(t.shape, generator=generator, dtype=torch.float64) for t in (x, sh, weights)]
+    fused = torch.ops.equiscale.uvu_scatter_double_backward(grad, x, sh, weights, *cotangents, edges, 20, *kernel._metadata,
+                                                            True, True, True, True)
+    inputs = [t.clone().requires_grad_(True) for t in (grad, x, sh, weights)]
+    with torch.enable_grad():
+        first = torch.ops.equiscale.uvu_scatter_backward(*inputs, edges, 20, *kernel._metadata, True, True, True)
+        expected = torch.autograd.grad(first, inputs, cotangents, create_graph=True)  # graph kept: the composed path
+    for actual, reference in zip(fused, expected):
+        _close(actual, reference, 1e-12)
+    partial = torch.ops.equiscale.uvu_scatter_double_backward(grad, x, sh, weights, None, cotangents[1], None, edges, 20,
+                                                              *kernel._metadata, True, False, False, True)
+    assert partial[1].numel() == 0 and partial[2].numel() == 0 and partial[0].shape == grad.shape

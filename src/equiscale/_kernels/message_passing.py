@@ -11,7 +11,9 @@ registers their fake (shape-only) implementations, for ``torch.compile`` and ``t
 their autograd formulas. The map is linear in each of ``x``, ``Y``, ``w`` and in the output
 cotangent ``g``, so every derivative is again a sum of ``uvu_scatter`` and
 ``uvu_scatter_backward`` calls with some arguments replaced by cotangents: derivatives of any order
-(the double backward that training on forces needs) run through the same two kernels.
+run through the same two kernels. The double backward that training on forces needs (when no
+third derivative is asked for) runs as ``uvu_scatter_double_backward``, which sums those terms in
+one pass by target and one by source.
 
 The metadata tensors (``paths``, ``in_blocks``, ``cg_index``, ``cg_value``) are built by
 :class:`equiscale.nn.points.fused.GatherTensorProductScatter`; see the C++ file for their layout.
@@ -52,6 +54,14 @@ def _fake_backward(grad_out, x, edge_attr, weight, edge_index, num_nodes, paths,
         return torch.empty_like(tensor, memory_format=torch.contiguous_format) if needed else x.new_empty(0)
 
     return shaped(x, need_x), shaped(edge_attr, need_attr), shaped(weight, need_weight)
+
+
+def _fake_double_backward(grad_out, x, edge_attr, weight, grad_x, grad_attr, grad_weight, edge_index, num_nodes, paths,
+                          in_blocks, cg_index, cg_value, need_grad_out, need_x, need_attr, need_weight):
+    def shaped(tensor: torch.Tensor, needed: bool) -> torch.Tensor:
+        return torch.empty_like(tensor, memory_format=torch.contiguous_format) if needed else x.new_empty(0)
+
+    return shaped(grad_out, need_grad_out), shaped(x, need_x), shaped(edge_attr, need_attr), shaped(weight, need_weight)
 
 
 def _setup_forward(ctx, inputs, output) -> None:
@@ -104,7 +114,13 @@ def _backward_backward(ctx, grad_gx, grad_gy, grad_gw):
     Gx = grad_gx if need_x and grad_gx is not None and grad_gx.numel() else None
     GY = grad_gy if need_attr and grad_gy is not None and grad_gy.numel() else None
     Gw = grad_gw if need_weight and grad_gw is not None and grad_gw.numel() else None
-    dg = dx = dy = dw = None
+    if Gx is None and GY is None and Gw is None:
+        return (None,) * 13
+    if not torch.is_grad_enabled():  # the usual case (no third derivative): one fused op, two passes
+        outputs = torch.ops.equiscale.uvu_scatter_double_backward(
+            grad_out, x, edge_attr, weight, Gx, GY, Gw, edge_index, n, *metadata, want_g, want_x, want_y, want_w)
+        return tuple(t if want else None for t, want in zip(outputs, (want_g, want_x, want_y, want_w))) + (None,) * 9
+    dg = dx = dy = dw = None  # differentiable again: composed of the two differentiable ops
     if Gx is not None:  # gx = grad_x(Y, w, g): depends on Y, w, g
         if want_g:
             dg = _add(dg, uvu_scatter(Gx, edge_attr, weight, edge_index, n, dim_out, metadata))
@@ -127,5 +143,6 @@ def register() -> None:
     """Register the fake implementations and autograd formulas (once, after the library loads)."""
     torch.library.register_fake("equiscale::uvu_scatter", _fake_forward)
     torch.library.register_fake("equiscale::uvu_scatter_backward", _fake_backward)
+    torch.library.register_fake("equiscale::uvu_scatter_double_backward", _fake_double_backward)
     torch.library.register_autograd("equiscale::uvu_scatter", _backward_forward, setup_context=_setup_forward)
     torch.library.register_autograd("equiscale::uvu_scatter_backward", _backward_backward, setup_context=_setup_backward)

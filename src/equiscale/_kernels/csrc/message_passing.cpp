@@ -30,6 +30,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <array>
+#include <optional>
 #include <cstring>
 #include <cstdint>
 #include <vector>
@@ -222,7 +224,7 @@ inline __attribute__((always_inline)) void path_forward(const scalar_t* __restri
 
 // One edge, one path, the three gradients (each where asked):
 //   accx[a][u] += sum_c M[c][a] w[u] g[c][u]            (x, summed over the source's edges)
-//   gw[u]       = sum_c g[c][u] sum_a M[c][a] x[a][u]    (w)
+//   gw[u]      += sum_c g[c][u] sum_a M[c][a] x[a][u]    (w)
 //   prod[c][a]  = sum_u x[a][u] w[u] g[c][u]             (Y, contracted with C by the caller)
 template <typename scalar_t, int64_t D1, int64_t D3>
 inline __attribute__((always_inline)) void path_backward(const scalar_t* __restrict cg, const scalar_t* __restrict y, int64_t d2,
@@ -257,7 +259,7 @@ inline __attribute__((always_inline)) void path_backward(const scalar_t* __restr
         for (int64_t a = 1; a < d1; ++a) t += m[c * d1 + a] * load(x + a * mul + u0);
         s += load(g + c * mul + u0) * t;
       }
-      store(gw + u0, s);
+      store(gw + u0, load(gw + u0) + s);
     }
     if (need_y)
       for (int64_t c = 0; c < d3; ++c)
@@ -285,7 +287,7 @@ inline __attribute__((always_inline)) void path_backward(const scalar_t* __restr
         for (int64_t a = 0; a < d1; ++a) t += m[c * d1 + a] * x[a * mul + u];
         s += g[c * mul + u] * t;
       }
-      gw[u] = s;
+      gw[u] += s;
     }
     if (need_y)
       for (int64_t c = 0; c < d3; ++c)
@@ -314,6 +316,16 @@ inline __attribute__((always_inline)) void path_backward(const scalar_t* __restr
     default: CALL(0, 0);                    \
   }
 
+// One (x, Y, w) triple of a pass: the forward pass sums the messages of every term, the backward
+// pass the gradients each term asks for (the double backward uses three terms, see the op).
+template <typename scalar_t>
+struct Term {
+  const scalar_t* X;  // channel-last node features
+  const scalar_t* Y;
+  const scalar_t* W;
+  bool need_x, need_y, need_w;
+};
+
 template <typename scalar_t>
 struct Args {
   const Plan<scalar_t>* plan;
@@ -322,15 +334,13 @@ struct Args {
   const int64_t* offsets;
   const int64_t* order;
   const int64_t* other;             // the other end of each edge: source (forward) or target (backward)
-  const scalar_t* X;                // channel-last node features
+  Term<scalar_t> terms[3];
+  int num_terms;
   const scalar_t* G;                // channel-last output cotangent (backward)
-  const scalar_t* Y;
-  const scalar_t* W;
   scalar_t* out;                    // forward output or gradient of x
   scalar_t* GY;
   scalar_t* GW;
   int64_t dim_in, dim_sh, dim_w, dim_out;
-  bool need_x, need_y, need_w;
 };
 
 template <typename scalar_t>
@@ -341,17 +351,20 @@ inline __attribute__((always_inline)) void forward_rows(const Args<scalar_t>& A,
     std::fill(acc.begin(), acc.end(), scalar_t(0));
     for (int64_t j = A.offsets[n]; j < A.offsets[n + 1]; ++j) {
       const int64_t e = A.order[j];
-      const scalar_t* x = A.X + A.other[e] * A.dim_in;
-      const scalar_t* y = A.Y + e * A.dim_sh;
-      const scalar_t* w = A.W + e * A.dim_w;
-      for (size_t k = 0; k < plan.paths.size(); ++k) {
-        const Path& p = plan.paths[k];
-        const scalar_t* cg = plan.dense.data() + plan.dense_base[k];
+      for (int t = 0; t < A.num_terms; ++t) {
+        const Term<scalar_t>& T = A.terms[t];
+        const scalar_t* x = T.X + A.other[e] * A.dim_in;
+        const scalar_t* y = T.Y + e * A.dim_sh;
+        const scalar_t* w = T.W + e * A.dim_w;
+        for (size_t k = 0; k < plan.paths.size(); ++k) {
+          const Path& p = plan.paths[k];
+          const scalar_t* cg = plan.dense.data() + plan.dense_base[k];
 #define EQUISCALE_FORWARD(D1, D3)                                                                                     \
   path_forward<scalar_t, D1, D3>(cg, y + p.sh_offset, p.d2, x + p.in_offset, w + p.w_offset, acc.data() + p.mid_offset, \
                                  p.mul, p.d1, p.d3)
-        EQUISCALE_SIZES(p.d1, p.d3, EQUISCALE_FORWARD)
+          EQUISCALE_SIZES(p.d1, p.d3, EQUISCALE_FORWARD)
 #undef EQUISCALE_FORWARD
+        }
       }
     }
     from_channel_last(acc.data(), A.out + n * A.dim_out, *A.mids);
@@ -361,29 +374,34 @@ inline __attribute__((always_inline)) void forward_rows(const Args<scalar_t>& A,
 template <typename scalar_t>
 inline __attribute__((always_inline)) void backward_rows(const Args<scalar_t>& A, int64_t begin, int64_t end) {
   const Plan<scalar_t>& plan = *A.plan;
-  const bool need_x = A.need_x, need_y = A.need_y, need_w = A.need_w;
+  bool any_x = false;
+  for (int t = 0; t < A.num_terms; ++t) any_x = any_x || A.terms[t].need_x;
   std::vector<scalar_t> acc(A.dim_in);
   for (int64_t n = begin; n < end; ++n) {
-    if (need_x) std::fill(acc.begin(), acc.end(), scalar_t(0));
-    const scalar_t* x = A.X + n * A.dim_in;
+    if (any_x) std::fill(acc.begin(), acc.end(), scalar_t(0));
     for (int64_t j = A.offsets[n]; j < A.offsets[n + 1]; ++j) {
       const int64_t e = A.order[j];
       const scalar_t* g = A.G + A.other[e] * A.dim_out;
-      const scalar_t* y = A.Y + e * A.dim_sh;
-      const scalar_t* w = A.W + e * A.dim_w;
-      for (size_t k = 0; k < plan.paths.size(); ++k) {
-        const Path& p = plan.paths[k];
-        const scalar_t* cg = plan.dense.data() + plan.dense_base[k];
-        scalar_t* gw = need_w ? A.GW + e * A.dim_w + p.w_offset : nullptr;
-        scalar_t* gy = need_y ? A.GY + e * A.dim_sh + p.sh_offset : nullptr;
+      for (int t = 0; t < A.num_terms; ++t) {
+        const Term<scalar_t>& T = A.terms[t];
+        const bool need_x = T.need_x, need_y = T.need_y, need_w = T.need_w;
+        const scalar_t* x = T.X + n * A.dim_in;
+        const scalar_t* y = T.Y + e * A.dim_sh;
+        const scalar_t* w = T.W + e * A.dim_w;
+        for (size_t k = 0; k < plan.paths.size(); ++k) {
+          const Path& p = plan.paths[k];
+          const scalar_t* cg = plan.dense.data() + plan.dense_base[k];
+          scalar_t* gw = need_w ? A.GW + e * A.dim_w + p.w_offset : nullptr;
+          scalar_t* gy = need_y ? A.GY + e * A.dim_sh + p.sh_offset : nullptr;
 #define EQUISCALE_BACKWARD(D1, D3)                                                                                     \
   path_backward<scalar_t, D1, D3>(cg, y + p.sh_offset, p.d2, gy, x + p.in_offset, g + p.mid_offset, w + p.w_offset,  \
                                   acc.data() + p.in_offset, gw, p.mul, p.d1, p.d3, need_x, need_y, need_w)
-        EQUISCALE_SIZES(p.d1, p.d3, EQUISCALE_BACKWARD)
+          EQUISCALE_SIZES(p.d1, p.d3, EQUISCALE_BACKWARD)
 #undef EQUISCALE_BACKWARD
+        }
       }
     }
-    if (need_x) from_channel_last(acc.data(), A.out + n * A.dim_in, *A.blocks);
+    if (any_x) from_channel_last(acc.data(), A.out + n * A.dim_in, *A.blocks);
   }
 }
 
@@ -409,32 +427,51 @@ bool has_avx2() {
 // Grain: about four chunks of rows per thread, at least 8 rows each.
 int64_t grain(int64_t rows) { return std::max<int64_t>(8, rows / (4 * std::max<int64_t>(1, at::get_num_threads()))); }
 
+// Forward pass: sum over the terms (x_t, Y_t, w_t) of the messages, edges grouped by target.
 template <typename scalar_t>
-void forward_kernel(const Inputs& in, const Plan<scalar_t>& plan, const std::vector<Path>& blocks, at::Tensor& out) {
+void forward_pass(const Inputs& in, const Plan<scalar_t>& plan, const std::vector<Path>& blocks,
+                  const std::vector<std::array<at::Tensor, 3>>& terms, at::Tensor& out) {
   std::vector<int64_t> offsets, order;
   group_edges(in.target.data_ptr<int64_t>(), in.num_edges, in.num_nodes, offsets, order);
-  at::Tensor xt = transposed<scalar_t>(in.x, blocks);
   const std::vector<Path> mids = output_blocks(plan.paths);
-  Args<scalar_t> A{&plan, &blocks, &mids, offsets.data(), order.data(), in.source.data_ptr<int64_t>(), xt.data_ptr<scalar_t>(),
-                   nullptr, in.y.data_ptr<scalar_t>(), in.w.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), nullptr, nullptr,
-                   in.x.size(1), in.y.size(1), in.w.size(1), out.size(1), false, false, false};
+  std::vector<at::Tensor> keep;  // channel-last copies of the node features
+  Args<scalar_t> A{};
+  A.plan = &plan, A.blocks = &blocks, A.mids = &mids, A.offsets = offsets.data(), A.order = order.data();
+  A.other = in.source.data_ptr<int64_t>(), A.out = out.data_ptr<scalar_t>();
+  A.dim_in = in.x.size(1), A.dim_sh = in.y.size(1), A.dim_w = in.w.size(1), A.dim_out = out.size(1);
+  for (const auto& term : terms) {
+    keep.push_back(transposed<scalar_t>(term[0], blocks));
+    A.terms[A.num_terms++] = Term<scalar_t>{keep.back().data_ptr<scalar_t>(), term[1].data_ptr<scalar_t>(),
+                                            term[2].data_ptr<scalar_t>(), false, false, false};
+  }
   Rows<scalar_t> rows = has_avx2() ? forward_avx2<scalar_t> : forward_base<scalar_t>;
   at::parallel_for(0, in.num_nodes, grain(in.num_nodes), [&](int64_t begin, int64_t end) { rows(A, begin, end); });
 }
 
+// Backward pass: the gradients each term (x_t, Y_t, w_t, needs) asks for, summed, edges grouped by source.
 template <typename scalar_t>
-void backward_kernel(const Inputs& in, const at::Tensor& grad_out, const Plan<scalar_t>& plan, const std::vector<Path>& blocks,
-                     bool need_x, bool need_y, bool need_w, at::Tensor& gx, at::Tensor& gy, at::Tensor& gw) {
+void backward_pass(const Inputs& in, const at::Tensor& grad_out, const Plan<scalar_t>& plan, const std::vector<Path>& blocks,
+                   const std::vector<std::array<at::Tensor, 3>>& terms, const std::vector<std::array<bool, 3>>& needs,
+                   at::Tensor& gx, at::Tensor& gy, at::Tensor& gw) {
   std::vector<int64_t> offsets, order;
   group_edges(in.source.data_ptr<int64_t>(), in.num_edges, in.num_nodes, offsets, order);
   const std::vector<Path> mids = output_blocks(plan.paths);
-  at::Tensor xt = transposed<scalar_t>(in.x, blocks);
   at::Tensor gt = transposed<scalar_t>(grad_out, mids);
-  Args<scalar_t> A{&plan, &blocks, &mids, offsets.data(), order.data(), in.target.data_ptr<int64_t>(), xt.data_ptr<scalar_t>(),
-                   gt.data_ptr<scalar_t>(), in.y.data_ptr<scalar_t>(), in.w.data_ptr<scalar_t>(),
-                   need_x ? gx.data_ptr<scalar_t>() : nullptr, need_y ? gy.data_ptr<scalar_t>() : nullptr,
-                   need_w ? gw.data_ptr<scalar_t>() : nullptr, in.x.size(1), in.y.size(1), in.w.size(1), grad_out.size(1),
-                   need_x, need_y, need_w};
+  std::vector<at::Tensor> keep;
+  Args<scalar_t> A{};
+  A.plan = &plan, A.blocks = &blocks, A.mids = &mids, A.offsets = offsets.data(), A.order = order.data();
+  A.other = in.target.data_ptr<int64_t>(), A.G = gt.data_ptr<scalar_t>();
+  A.out = gx.numel() ? gx.data_ptr<scalar_t>() : nullptr;
+  A.GY = gy.numel() ? gy.data_ptr<scalar_t>() : nullptr;
+  A.GW = gw.numel() ? gw.data_ptr<scalar_t>() : nullptr;
+  A.dim_in = in.x.size(1), A.dim_sh = in.y.size(1), A.dim_w = in.w.size(1), A.dim_out = grad_out.size(1);
+  for (size_t t = 0; t < terms.size(); ++t) {
+    if (!(needs[t][0] || needs[t][1] || needs[t][2])) continue;
+    keep.push_back(transposed<scalar_t>(terms[t][0], blocks));
+    A.terms[A.num_terms++] = Term<scalar_t>{keep.back().data_ptr<scalar_t>(), terms[t][1].data_ptr<scalar_t>(),
+                                            terms[t][2].data_ptr<scalar_t>(), needs[t][0], needs[t][1], needs[t][2]};
+  }
+  if (A.num_terms == 0) return;
   Rows<scalar_t> rows = has_avx2() ? backward_avx2<scalar_t> : backward_base<scalar_t>;
   at::parallel_for(0, in.num_nodes, grain(in.num_nodes), [&](int64_t begin, int64_t end) { rows(A, begin, end); });
 }
@@ -447,8 +484,15 @@ at::Tensor uvu_scatter_cpu(const at::Tensor& x, const at::Tensor& edge_attr, con
   const std::vector<Path> blocks = input_blocks(in_blocks);
   AT_DISPATCH_FLOATING_TYPES(in.x.scalar_type(), "uvu_scatter", [&] {
     Plan<scalar_t> plan = make_plan<scalar_t>(paths, cg_index, cg_value);
-    forward_kernel<scalar_t>(in, plan, blocks, out);
+    forward_pass<scalar_t>(in, plan, blocks, {{in.x, in.y, in.w}}, out);
   });
+  return out;
+}
+
+at::Tensor checked_grad(const at::Tensor& g, int64_t num_nodes, const at::Tensor& x) {
+  auto out = g.contiguous();
+  TORCH_CHECK(out.dim() == 2 && out.size(0) == num_nodes && out.scalar_type() == x.scalar_type(),
+              "grad_out must be (num_nodes, dim_out) of x's dtype");
   return out;
 }
 
@@ -457,19 +501,62 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> uvu_scatter_backward_cpu(
     int64_t num_nodes, const at::Tensor& paths, const at::Tensor& in_blocks, const at::Tensor& cg_index, const at::Tensor& cg_value,
     bool need_x, bool need_attr, bool need_weight) {
   Inputs in = check_inputs(x, edge_attr, weight, edge_index, num_nodes);
-  auto g = grad_out.contiguous();
-  TORCH_CHECK(g.dim() == 2 && g.size(0) == num_nodes && g.scalar_type() == in.x.scalar_type(), "grad_out must be (num_nodes, dim_out) of x's dtype");
+  auto g = checked_grad(grad_out, num_nodes, in.x);
   auto empty = at::empty({0}, in.x.options());
   at::Tensor gx = need_x ? at::empty_like(in.x) : empty;
   at::Tensor gy = need_attr ? at::zeros_like(in.y) : empty;
-  at::Tensor gw = need_weight ? at::empty_like(in.w) : empty;
+  at::Tensor gw = need_weight ? at::zeros_like(in.w) : empty;
   if (!(need_x || need_attr || need_weight)) return {gx, gy, gw};
   const std::vector<Path> blocks = input_blocks(in_blocks);
   AT_DISPATCH_FLOATING_TYPES(in.x.scalar_type(), "uvu_scatter_backward", [&] {
     Plan<scalar_t> plan = make_plan<scalar_t>(paths, cg_index, cg_value);
-    backward_kernel<scalar_t>(in, g, plan, blocks, need_x, need_attr, need_weight, gx, gy, gw);
+    backward_pass<scalar_t>(in, g, plan, blocks, {{in.x, in.y, in.w}}, {{need_x, need_attr, need_weight}}, gx, gy, gw);
   });
   return {gx, gy, gw};
+}
+
+// The double backward: cotangents (Gx, GY, Gw) of the three gradients -> gradients to (g, x, Y, w).
+// With F(x, Y, w, g) = <g, uvu_scatter(x, Y, w)> multilinear, gx = dF/dx etc., so
+//   dg = uvu_scatter(Gx, Y, w) + uvu_scatter(x, GY, w) + uvu_scatter(x, Y, Gw)   (one pass by target)
+//   dx = grad_x(GY, w, g) + grad_x(Y, Gw, g)
+//   dY = grad_Y(Gx, w, g) + grad_Y(x, Gw, g)
+//   dw = grad_w(Gx, Y, g) + grad_w(x, GY, g)                                      (one pass by source)
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> uvu_scatter_double_backward_cpu(
+    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& edge_attr, const at::Tensor& weight,
+    const std::optional<at::Tensor>& grad_x, const std::optional<at::Tensor>& grad_attr, const std::optional<at::Tensor>& grad_weight,
+    const at::Tensor& edge_index, int64_t num_nodes, const at::Tensor& paths, const at::Tensor& in_blocks, const at::Tensor& cg_index,
+    const at::Tensor& cg_value, bool need_grad_out, bool need_x, bool need_attr, bool need_weight) {
+  Inputs in = check_inputs(x, edge_attr, weight, edge_index, num_nodes);
+  auto g = checked_grad(grad_out, num_nodes, in.x);
+  auto like = [&](const std::optional<at::Tensor>& t, const at::Tensor& ref) -> at::Tensor {
+    if (!t.has_value() || !t->defined()) return at::Tensor();
+    TORCH_CHECK(t->sizes() == ref.sizes() && t->scalar_type() == ref.scalar_type(), "a cotangent has the wrong shape or dtype");
+    return t->contiguous();
+  };
+  const at::Tensor Gx = like(grad_x, in.x), Gy = like(grad_attr, in.y), Gw = like(grad_weight, in.w);
+  auto empty = at::empty({0}, in.x.options());
+  at::Tensor dg = need_grad_out ? at::zeros({num_nodes, g.size(1)}, in.x.options()) : empty;
+  at::Tensor dx = need_x ? at::zeros_like(in.x) : empty;
+  at::Tensor dy = need_attr ? at::zeros_like(in.y) : empty;
+  at::Tensor dw = need_weight ? at::zeros_like(in.w) : empty;
+  const std::vector<Path> blocks = input_blocks(in_blocks);
+  AT_DISPATCH_FLOATING_TYPES(in.x.scalar_type(), "uvu_scatter_double_backward", [&] {
+    Plan<scalar_t> plan = make_plan<scalar_t>(paths, cg_index, cg_value);
+    if (need_grad_out) {
+      std::vector<std::array<at::Tensor, 3>> terms;
+      if (Gx.defined()) terms.push_back({Gx, in.y, in.w});
+      if (Gy.defined()) terms.push_back({in.x, Gy, in.w});
+      if (Gw.defined()) terms.push_back({in.x, in.y, Gw});
+      if (!terms.empty()) forward_pass<scalar_t>(in, plan, blocks, terms, dg);
+    }
+    std::vector<std::array<at::Tensor, 3>> terms;
+    std::vector<std::array<bool, 3>> needs;
+    if (Gx.defined()) terms.push_back({Gx, in.y, in.w}), needs.push_back({false, need_attr, need_weight});
+    if (Gy.defined()) terms.push_back({in.x, Gy, in.w}), needs.push_back({need_x, false, need_weight});
+    if (Gw.defined()) terms.push_back({in.x, in.y, Gw}), needs.push_back({need_x, need_attr, false});
+    if (!terms.empty()) backward_pass<scalar_t>(in, g, plan, blocks, terms, needs, dx, dy, dw);
+  });
+  return {dg, dx, dy, dw};
 }
 
 }  // namespace
@@ -480,9 +567,14 @@ TORCH_LIBRARY_FRAGMENT(equiscale, m) {
   m.def("uvu_scatter_backward(Tensor grad_out, Tensor x, Tensor edge_attr, Tensor weight, Tensor edge_index, int num_nodes, "
         "Tensor paths, Tensor in_blocks, Tensor cg_index, Tensor cg_value, bool need_x, bool need_attr, bool need_weight) "
         "-> (Tensor, Tensor, Tensor)");
+  m.def("uvu_scatter_double_backward(Tensor grad_out, Tensor x, Tensor edge_attr, Tensor weight, Tensor? grad_x, "
+        "Tensor? grad_attr, Tensor? grad_weight, Tensor edge_index, int num_nodes, Tensor paths, Tensor in_blocks, "
+        "Tensor cg_index, Tensor cg_value, bool need_grad_out, bool need_x, bool need_attr, bool need_weight) "
+        "-> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(equiscale, CPU, m) {
   m.impl("uvu_scatter", &uvu_scatter_cpu);
   m.impl("uvu_scatter_backward", &uvu_scatter_backward_cpu);
+  m.impl("uvu_scatter_double_backward", &uvu_scatter_double_backward_cpu);
 }
