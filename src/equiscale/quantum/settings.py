@@ -103,11 +103,13 @@ class TrainHamiltonian(TrainingSettings):
                                        check=positive, default_text="all")
     model: str = setting("equivariant", help="equivariant: HamiltonianModel; baseline: a plain network of about the "
                          "same size trained on randomly rotated and reflected frames", choices=HAMILTONIAN_MODELS)
-    batch_size: int = setting(4, help="molecules per batch", check=positive)
-    lr: float = setting(5e-3, help="Adam learning rate", check=positive)
+    batch_size: int = setting(2, help="molecules per batch (small molecules: small batches, more steps)",
+                              check=positive)
+    lr: float = setting(1e-2, help="Adam learning rate", check=positive)
     lr_factor: float = setting(0.5, help="factor of the learning rate when the monitored loss stops improving",
                                check=_factor)
-    lr_patience: int = setting(10, help="epochs without improvement before the learning rate drops", check=non_negative)
+    lr_patience: int = setting(20, help="epochs without improvement before the learning rate drops (to at least "
+                               "1/1000 of --lr)", check=non_negative)
     patience: int | None = setting(None, help="early stopping after this many epochs without improvement",
                                    check=positive, default_text="never")
     grad_clip: float | None = setting(None, help="clip the gradient norm to this value", check=positive)

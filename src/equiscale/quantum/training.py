@@ -271,9 +271,9 @@ def _split(settings: TrainHamiltonian) -> tuple[list[dict], list[dict] | None, d
     return train_frames, valid_frames, train_shells
 
 
-def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None) -> dict[str, Any]:
+def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None, progress: bool = True) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) a Hamiltonian model; returns the Trainer's summary plus
-    ``parameters``.
+    ``parameters``. ``progress=False`` prints nothing (``settings.quiet`` drops only the bars).
 
     Raises:
         FileNotFoundError, ValueError: a missing or unreadable dataset, an ``out`` holding a run (without resume).
@@ -295,7 +295,7 @@ def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None) ->
     model = build_model(options, statistics).to(dtype)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=settings.lr_factor,
-                                                           patience=settings.lr_patience)
+                                                           patience=settings.lr_patience, min_lr=settings.lr * 1e-3)
 
     def loader(frames: list[dict] | None, shuffle: bool):
         if frames is None:
@@ -307,11 +307,12 @@ def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None) ->
                "orbital": settings.orbital_weight, "dipole": settings.dipole_weight,
                "polarizability": settings.polarizability_weight}
     step = make_step(weights, shells if settings.model == "baseline" else None, settings.seed)
-    config = trainer_config(settings, patience=settings.patience, grad_clip=settings.grad_clip)
+    config = trainer_config(settings, patience=settings.patience, grad_clip=settings.grad_clip,
+                            progress_bars=progress and not settings.quiet, log_epochs=progress)
     trainer = Trainer(model, optimizer, step, loader(train_frames, True), settings.out, config,
                       val_data=loader(valid_frames, False), scheduler=scheduler,
                       header=CheckpointHeader(KIND, settings, statistics, settings.dtype))
-    if trainer.is_main and not settings.quiet:
+    if trainer.is_main and progress and not settings.quiet:
         print(f"training the {settings.model} model ({count_parameters(model)} parameters) on {len(train_frames)} "
               f"frames, validating on {len(valid_frames or [])}; writing {Path(settings.out)}", flush=True)
     summary = trainer.fit(resume=resume)
