@@ -30,7 +30,7 @@ def test_the_manifest_and_the_frames(dataset, capsys):
     assert [s["frames"] for s in manifest["shards"]] == [2, 2, 1]
     assert "N(0, sigma^2)" in manifest["displacements"] and manifest["units"]["fock"] == "Hartree"
     data = DFTDataset(dataset)
-    assert len(data) == 5 and [list(r) for r in data.shard_ranges()] == [[0, 1], [2, 3], [4]]
+    assert len(data) == 5 and data.complete and [list(r) for r in data.shard_ranges()] == [[0, 1], [2, 3], [4]]
     frame = data[3]
     assert frame["fock"].shape == frame["overlap"].shape == frame["density"].shape == (7, 7)
     assert frame["orbital_energies"].shape == (7,) and frame["dipole"].shape == (3,)
@@ -83,6 +83,15 @@ def test_structures_from_a_file(tmp_path):
     data = DFTDataset(out)
     assert len(data) == 2 and data.manifest["molecule"] == "md.xyz"
     np.testing.assert_allclose(data[1]["positions"], frames[1].positions, atol=1e-6)
+    # several molecules in one file: a shard never mixes them
+    mixed = tmp_path / "mixed.xyz"
+    methane = list(displaced_frames("methane", 1))[0]
+    write(mixed, [Atoms(numbers=f.numbers, positions=f.positions) for f in (frames[0], methane, frames[1])])
+    assert data_dft(DataDFT(out=str(tmp_path / "mixed.dft"), structures=str(mixed), shard_size=5,
+                            polarizability=False, **FAST)) == 0
+    data = DFTDataset(tmp_path / "mixed.dft")
+    assert [len(r) for r in data.shard_ranges()] == [1, 1, 1] and data.shells == {1: [0], 6: [0, 0, 1], 8: [0, 0, 1]}
+    assert data[1]["fock"].shape == (9, 9) and list(data[1]["numbers"]) == [6, 1, 1, 1, 1]
 
 
 def test_bad_input_gives_one_line(dataset, tmp_path):

@@ -259,6 +259,11 @@ class DFTDataset:
     def __len__(self) -> int:
         return self._starts[-1]
 
+    @property
+    def complete(self) -> bool:
+        """Whether every frame of the labelling run is done (False: an interrupted run; rerun its command)."""
+        return bool(self.manifest.get("complete", True))
+
     def shard_ranges(self) -> list[range]:
         """The frame indices of each shard, in order (for shard-wise shuffling)."""
         return [range(a, b) for a, b in zip(self._starts[:-1], self._starts[1:])]
@@ -312,5 +317,6 @@ class DFTDataset:
         return item
 
     def __repr__(self) -> str:
+        partial = "" if self.complete else ", incomplete"
         return (f"DFTDataset({str(self.path)!r}: {len(self)} frames of {self.manifest.get('molecule')}, "
-                f"{self.xc}/{self.basis}, {len(self._shards)} shards)")
+                f"{self.xc}/{self.basis}, {len(self._shards)} shards{partial})")
