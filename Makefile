@@ -11,7 +11,7 @@ PIP := $(PY) -m pip install -c constraints.txt
 $(VENV)/.core: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[atoms,plot]'
+	$(PIP) -e '.[atoms,plot,quantum]'
 	touch $@
 
 $(VENV)/.test: $(VENV)/.core
