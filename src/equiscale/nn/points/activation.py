@@ -111,6 +111,8 @@ class Activation(nn.Module):
             raise ValueError(f"features must have shape (..., {sum(self._slices)}), got {tuple(features.shape)}")
         if not any(self._active):
             return features
+        if len(self.acts) == 1:  # one block (e.g. 32x0e): no split and cat
+            return self.acts[0](features)
         parts = []
         for act, active, chunk in zip(self.acts, self._active, features.split(self._slices, dim=-1)):
             parts.append(act(chunk) if active else chunk)
