@@ -218,3 +218,17 @@ def test_compiled_inference_gives_the_eager_energy_and_forces(structure):
         torch.testing.assert_close(compiled[key], eager[key], rtol=0, atol=1e-10)
         torch.testing.assert_close(trained[key].detach(), eager[key], rtol=0, atol=1e-12)
     assert trained["forces"].requires_grad
+
+
+def test_isolated_atom_cache_follows_conversions_and_loaded_weights():
+    model = small_potential()
+    with torch.no_grad():
+        before = model.isolated_features(torch.device("cpu"))
+        model.float()
+        assert model.isolated_features(torch.device("cpu")).dtype == torch.float32
+        model.double()
+        other = small_potential(seed=1)
+        model.load_state_dict(other.state_dict(), assign=True)
+        after = model.isolated_features(torch.device("cpu"))
+    torch.testing.assert_close(after, other.isolated_features(torch.device("cpu")).detach())
+    assert not torch.allclose(after, before)

@@ -177,6 +177,17 @@ class EquivariantPotential(nn.Module):
             irreps = self.interactions[-1].irreps_out
         self.readout = nn.Sequential(nn.Linear(channels, readout_hidden), nn.SiLU(), nn.Linear(readout_hidden, 1))
         self._compiled_core = None
+        self._parameter_list: tuple[nn.Parameter, ...] | None = None
+        self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "_parameter_list", None))  # assign=True
+
+    def _apply(self, fn, recurse: bool = True):  # .to(), .float(), .double(), ... may replace parameters
+        self._parameter_list = None
+        return super()._apply(fn, recurse)
+
+    def __setattr__(self, name: str, value: Any) -> None:  # a module or parameter assigned anew
+        if isinstance(value, nn.Module | nn.Parameter) and "_parameter_list" in self.__dict__:
+            self.__dict__["_parameter_list"] = None
+        super().__setattr__(name, value)
 
     # --- inputs -------------------------------------------------------------------------------
     def species(self, numbers: torch.Tensor) -> torch.Tensor:
@@ -223,9 +234,13 @@ class EquivariantPotential(nn.Module):
 
         Computed from the parameters; when no gradient to them is wanted (inference, or
         parameters frozen as in the ASE calculator) the result is cached until a parameter
-        changes (in place or replaced), its dtype or its device does.
+        changes (in place, by ``load_state_dict``, or replaced), its dtype or its device does.
+        (A parameter object swapped by hand inside a submodule is not noticed: set
+        ``_parameter_list = None`` after doing that.)
         """
-        parameters = list(self.parameters())
+        parameters = self._parameter_list
+        if parameters is None:  # listed once (walking the modules costs ~50 us); _apply and __setattr__ reset it
+            parameters = self._parameter_list = tuple(self.parameters())
         needs_graph = torch.is_grad_enabled() and any(p.requires_grad for p in parameters)
         key = (device, tuple((id(p), p._version, p.dtype, p.device) for p in parameters))
         cached = getattr(self, "_isolated_cache", None)
