@@ -217,3 +217,12 @@ def test_fused_double_backward_equals_the_composed_one(generator):
     partial = torch.ops.equiscale.uvu_scatter_double_backward(grad, x, sh, weights, None, cotangents[1], None, edges, 20,
                                                               *kernel._metadata, True, False, False, True)
     assert partial[1].numel() == 0 and partial[2].numel() == 0 and partial[0].shape == grad.shape
+
+
+def test_irreps_beyond_the_kernel_take_the_torch_path(generator):
+    irreps_in, irreps_edge = o3.Irreps("2x0e+1x8e"), o3.Irreps("0e+8e")
+    irreps_mid, instructions = uvu_instructions(irreps_in, irreps_edge, o3.Irreps("2x0e+1x8e"))
+    kernel = GatherTensorProductScatter(irreps_in, irreps_edge, irreps_mid, instructions)
+    assert not kernel.compiled
+    x, sh, weights, edges = _inputs(kernel, 6, generator, torch.float64, radius=1.8)
+    _close(kernel(x, sh, weights, edges, 6), kernel.reference(x, sh, weights, edges, 6), 1e-12)

@@ -102,7 +102,8 @@ class GatherTensorProductScatter(nn.Module):
     ``edge_index (2, E)`` ``[source, target]`` -> ``(num_nodes, irreps_mid.dim)``.
 
     The compiled kernel runs whenever :func:`equiscale._kernels.use_kernels` allows it (CPU
-    tensors of one dtype); set the attribute ``compiled = False`` to force the torch path.
+    tensors of one dtype, irreps up to l = 7); set the attribute ``compiled = False`` to force the
+    torch path.
     """
 
     def __init__(self, irreps_in: o3.Irreps | str, irreps_edge: o3.Irreps | str, irreps_mid: o3.Irreps | str, instructions: Sequence[tuple]) -> None:
@@ -157,7 +158,7 @@ class GatherTensorProductScatter(nn.Module):
         # CPU constants of the compiled kernel (not buffers: the kernel runs on CPU only, and
         # Module.float() must not round the float64 coefficients)
         self._metadata = kernel_metadata(self.irreps_in, self.irreps_edge, self.irreps_mid, instructions)
-        self.compiled = True
+        self.compiled = max(ir.l for irreps in (self.irreps_in, self.irreps_mid) for _, ir in irreps) <= 7  # the kernel's limit
 
     def forward(self, x: torch.Tensor, edge_attr: torch.Tensor, weight: torch.Tensor, edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
         if (self.compiled and x.dtype == edge_attr.dtype == weight.dtype and x.dtype in (torch.float32, torch.float64)
