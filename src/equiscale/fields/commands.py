@@ -5,11 +5,16 @@ overrides what was given, trains the models with the shared Trainer (checkpoints
 ``DIR/<model>/``, ``--resume`` continues them), evaluates them, writes ``DIR/report.md`` with a
 table and PNG figures beside it, and prints the table. Returns the exit status. ``--quiet`` drops
 the progress bars, not the line per epoch.
+
+Under ``torchrun --nproc_per_node K -m equiscale.cli train efield ...`` each command joins the
+process group (gloo; these models train on the CPU), trains every model with
+DistributedDataParallel on its share of the batches, and leaves the group at the end; rank 0
+alone writes files and prints.
 """
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 from equiscale.fields.settings import TrainEfield, TrainVelocity
 
@@ -24,10 +29,19 @@ def _overrides(settings: TrainVelocity | TrainEfield) -> dict[str, Any]:
     return changes
 
 
-def _finish(result: dict[str, Any], out: str) -> int:
-    table = [line for line in result["markdown"].splitlines() if line.startswith("|")]
-    print("\n".join(table))
-    print(f"wrote {out}/report.md and {len(result['figures'])} figures")
+def _run(demo: Callable[[], dict[str, Any] | None], out: str) -> int:
+    """Run ``demo`` in the process group torchrun describes (alone without one); rank 0 prints the table."""
+    from equiscale.train import cleanup, setup_distributed
+
+    rank, _, _ = setup_distributed("cpu")
+    try:
+        result = demo()
+    finally:
+        cleanup()
+    if rank == 0 and result is not None:
+        table = [line for line in result["markdown"].splitlines() if line.startswith("|")]
+        print("\n".join(table))
+        print(f"wrote {out}/report.md and {len(result['figures'])} figures")
     return 0
 
 
@@ -36,11 +50,10 @@ def train_velocity(settings: TrainVelocity) -> int:
     from equiscale.fields.velocity import VELOCITY_FULL, VELOCITY_QUICK, run_velocity_demo
 
     preset = replace(VELOCITY_QUICK if settings.quick else VELOCITY_FULL, **_overrides(settings))
-    result = run_velocity_demo(settings.out, quick=settings.quick, seed=settings.seed, progress=not settings.quiet,
-                               data=settings.data, max_time=settings.max_time, resume=settings.resume, settings=preset,
-                               header_settings=settings.as_dict(), epoch_lines=True,
-                               figures=settings.figures)
-    return _finish(result, settings.out)
+    return _run(lambda: run_velocity_demo(settings.out, quick=settings.quick, seed=settings.seed,
+                                          progress=not settings.quiet, data=settings.data, max_time=settings.max_time,
+                                          resume=settings.resume, settings=preset, header_settings=settings.as_dict(),
+                                          epoch_lines=True, figures=settings.figures), settings.out)
 
 
 def train_efield(settings: TrainEfield) -> int:
@@ -48,8 +61,8 @@ def train_efield(settings: TrainEfield) -> int:
     from equiscale.fields.efield import EFIELD_FULL, EFIELD_QUICK, run_efield_demo
 
     preset = replace(EFIELD_QUICK if settings.quick else EFIELD_FULL, **_overrides(settings))
-    result = run_efield_demo(settings.out, quick=settings.quick, seed=settings.seed, progress=not settings.quiet,
-                             samples=settings.samples, resolution=settings.resolution, max_time=settings.max_time,
-                             resume=settings.resume, settings=preset, header_settings=settings.as_dict(),
-                             epoch_lines=True, figures=settings.figures)
-    return _finish(result, settings.out)
+    return _run(lambda: run_efield_demo(settings.out, quick=settings.quick, seed=settings.seed,
+                                        progress=not settings.quiet, samples=settings.samples,
+                                        resolution=settings.resolution, max_time=settings.max_time,
+                                        resume=settings.resume, settings=preset, header_settings=settings.as_dict(),
+                                        epoch_lines=True, figures=settings.figures), settings.out)

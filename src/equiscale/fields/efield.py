@@ -32,7 +32,7 @@ from torch import Tensor
 from equiscale.fields.models import calibrate, count_parameters
 from equiscale.fields.plots import plot_angles, plot_efield_slice
 from equiscale.fields.rotation_error import rotation_about, spectral_gradient, cube_rotations, rotation_error_3d
-from equiscale.fields.runs import check_runs, fit, markdown_table, seeded, write_json
+from equiscale.fields.runs import check_runs, fit, is_main, markdown_table, seeded, write_json
 from equiscale.train import CheckpointHeader
 
 __all__ = ["EfieldSettings", "EFIELD_QUICK", "EFIELD_DEMO", "EFIELD_FULL", "EFIELD_MODELS", "run_efield_demo"]
@@ -101,7 +101,7 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
                     samples: int | None = None, resolution: int | None = None, max_time: float | None = None,
                     resume: bool = False, settings: EfieldSettings | None = None,
                     header_settings: dict[str, Any] | None = None, epoch_lines: bool | None = None,
-                    figures: bool = True) -> dict[str, Any]:
+                    figures: bool = True) -> dict[str, Any] | None:
     """Train and compare the SO(3)-steerable CNN and plain CNNs on ``rho -> E`` (periodic 3D electrostatics).
 
     Quick: tiny sizes (< 30 s in all); otherwise :data:`EFIELD_DEMO` (under 90 s of training) unless
@@ -115,6 +115,10 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
     default: the demo settings used) and, as statistics, the data scales, the resolution and the
     box size. ``progress`` shows progress bars, ``epoch_lines`` (default: as ``progress``) one line
     per epoch.
+
+    Under torchrun every process generates the same data and trains the models together
+    (:func:`.runs.fit`); rank 0 alone evaluates, writes the report and returns the result, the
+    others return None.
     """
     from equiscale.fields.electrostatics import electric_field, random_charge_density
     from equiscale.groups import SO3
@@ -156,6 +160,8 @@ def run_efield_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, p
                               checkpoint_header, epoch_lines)
         summaries[name]["parameters"] = count_parameters(model)
         trained[name] = model
+    if not is_main():
+        return None
 
     amplitude = float(rho[test].flatten(1).abs().max(1).values.median())
     sample = torch.Generator().manual_seed(seed + 1)

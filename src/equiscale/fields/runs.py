@@ -6,6 +6,10 @@ improvement, gradients clipped at 1, the loss the MSE in units of a data scale, 
 average of the weights (``ema_decay``); every checkpoint carries a header of the demonstration's
 kind. ``config.json`` in the output folder records the settings and data of the runs so that
 ``--resume`` refuses to mix runs made with other settings.
+
+Under torchrun (a process group joined by :func:`equiscale.train.setup_distributed`) every process
+trains each model with DistributedDataParallel on its share of the batches, and only rank 0 writes
+files and prints (:func:`is_main`, :func:`on_main`); with one process everything runs as before.
 """
 from __future__ import annotations
 
@@ -19,9 +23,39 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from equiscale.fields.models import count_parameters
-from equiscale.train import CheckpointHeader, Trainer, TrainerConfig, inference_weights, load_checkpoint, write_line
+from equiscale.train import (CheckpointHeader, Trainer, TrainerConfig, inference_weights, load_checkpoint, make_loader,
+                             wrap_ddp, write_line)
+from equiscale.train.distributed import is_distributed
 
-__all__ = ["pair_step", "check_runs", "fit", "seeded", "markdown_table", "write_json"]
+__all__ = ["pair_step", "check_runs", "fit", "seeded", "markdown_table", "write_json", "is_main", "on_main"]
+
+
+def is_main() -> bool:
+    """True on the process that writes files and prints: rank 0 under torchrun, or the only one."""
+    return not is_distributed() or torch.distributed.get_rank() == 0
+
+
+def on_main(action: Callable[[], Any]) -> None:
+    """Run ``action`` (writing files) on rank 0 alone while the other processes wait for it.
+
+    Raises on every process when it failed on rank 0 (its error there, a RuntimeError naming it
+    elsewhere), so that no process waits for files that will not come.
+    """
+    if not is_distributed():
+        action()
+        return
+    error: BaseException | None = None
+    if is_main():
+        try:
+            action()
+        except Exception as caught:  # re-raised below, after the others know
+            error = caught
+    message = [None if error is None else f"{type(error).__name__}: {error}"]
+    torch.distributed.broadcast_object_list(message, src=0)
+    if error is not None:
+        raise error
+    if message[0] is not None:
+        raise RuntimeError(f"rank 0 failed: {message[0]}")
 
 
 def pair_step(scale: float) -> Callable:
@@ -38,7 +72,10 @@ def pair_step(scale: float) -> Callable:
 
 
 def check_runs(out: Path, names: list[str], record: dict[str, Any], resume: bool) -> None:
-    """Refuse to overwrite finished runs, or to resume runs made with other settings; then write ``config.json``."""
+    """Refuse to overwrite finished runs, or to resume runs made with other settings; then write ``config.json``.
+
+    Every process checks (and refuses alike); rank 0 alone writes, the others wait for it.
+    """
     config = out / "config.json"
     existing = [name for name in names if (out / name / "last.pt").exists()]
     if resume and config.exists():
@@ -54,10 +91,14 @@ def check_runs(out: Path, names: list[str], record: dict[str, Any], resume: bool
     elif existing and not resume:
         raise ValueError(f"{out} already holds training runs ({', '.join(existing)}): pass --resume to continue them "
                          f"or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".config.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, config)
+
+    def write() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / ".config.json.tmp"
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, config)
+
+    on_main(write)
 
 
 def fit(name: str, model: torch.nn.Module, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor], scale: float,
@@ -73,22 +114,28 @@ def fit(name: str, model: torch.nn.Module, train: tuple[Tensor, Tensor], val: tu
         header: written into every checkpoint; ``best.pt`` is read back as that kind.
 
     The model ends in eval mode with the weights to predict with: the best epoch's, its moving
-    average when the run kept one.
+    average when the run kept one. Under torchrun each process trains on its share of the
+    training batches (``settings.batch_size`` per process) with DistributedDataParallel, validates
+    on all of ``val``; rank 0 writes the checkpoints, every process then reads ``best.pt``.
     """
     epoch_lines = progress if epoch_lines is None else epoch_lines
-    train_loader = DataLoader(TensorDataset(*train), batch_size=settings.batch_size, shuffle=True)
+    # one process: a shuffled DataLoader drawing from torch's global generator, as before
+    train_loader = make_loader(TensorDataset(*train), settings.batch_size, shuffle=True, seed=settings.seed)
     val_loader = DataLoader(TensorDataset(*val), batch_size=32)
+    trained = wrap_ddp(model, "cpu")
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
     config = TrainerConfig(max_epochs=settings.epochs, max_time=settings.max_time, seed=settings.seed,
                            progress_bars=progress, log_epochs=epoch_lines, grad_clip=1.0, clock=settings.clock,
                            ema_decay=settings.ema_decay)
-    if epoch_lines:
+    if epoch_lines and is_main():
         write_line(f"training {name}: {count_parameters(model)} parameters, {settings.max_time:g} s "
                    f"({settings.clock} clock)")
-    trainer = Trainer(model, optimizer, pair_step(scale), train_loader, folder, config, val_data=val_loader,
+    trainer = Trainer(trained, optimizer, pair_step(scale), train_loader, folder, config, val_data=val_loader,
                       scheduler=scheduler, extra={**extra, "name": name}, header=header)
     summary = trainer.fit(resume=resume and (folder / "last.pt").exists())
+    if is_distributed():
+        torch.distributed.barrier()  # rank 0 has written the last checkpoints
     if (folder / "best.pt").exists():
         model.load_state_dict(inference_weights(load_checkpoint(folder / "best.pt", kind=header.kind)))
     model.eval()

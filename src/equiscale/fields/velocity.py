@@ -34,7 +34,7 @@ from torch import Tensor
 from equiscale.fields.models import calibrate, count_parameters
 from equiscale.fields.plots import plot_angles, plot_velocity_rollout
 from equiscale.fields.rotation_error import angle_equivariance_2d
-from equiscale.fields.runs import check_runs, fit, markdown_table, seeded, write_json
+from equiscale.fields.runs import check_runs, fit, is_main, markdown_table, on_main, seeded, write_json
 from equiscale.fields.velocity_field import rotate_vector_field, velocity_from_vorticity
 from equiscale.train import CheckpointHeader
 
@@ -181,6 +181,7 @@ def _velocity_models(settings: VelocitySettings, scales: dict[str, float]) -> di
 def _small_fluid(path: Path, quick: bool, seed: int, progress: bool) -> Path:
     from equiscale.continuum.data import generate_fluid
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     if quick:
         generate_fluid(path, trajectories=5, steps=8, resolution=12, viscosity=1e-2, seed=seed, progress=progress)
     else:
@@ -191,7 +192,7 @@ def _small_fluid(path: Path, quick: bool, seed: int, progress: bool) -> Path:
 def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0, progress: bool = True,
                       data: str | os.PathLike | None = None, max_time: float | None = None, resume: bool = False,
                       settings: VelocitySettings | None = None, header_settings: dict[str, Any] | None = None,
-                      epoch_lines: bool | None = None, figures: bool = True) -> dict[str, Any]:
+                      epoch_lines: bool | None = None, figures: bool = True) -> dict[str, Any] | None:
     """Train and compare the velocity models on a fluid ``.npz`` (``data``; simulated into ``out_dir`` if None).
 
     Quick: tiny sizes (a few seconds); otherwise :data:`VELOCITY_DEMO` (under 90 s of training; the
@@ -206,6 +207,10 @@ def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0,
     default: the demo settings used) and, as statistics, the data scales, the resolution and the
     domain size. ``progress`` shows progress bars, ``epoch_lines`` (default: as ``progress``) one line
     per epoch.
+
+    Under torchrun rank 0 simulates the data (when ``data`` is None) while the others wait, then
+    every process trains the models together (:func:`.runs.fit`); rank 0 alone evaluates, writes the
+    report and returns the result, the others return None.
     """
     from equiscale.continuum import plots
     from equiscale.continuum.data import load_fluid
@@ -215,10 +220,9 @@ def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0,
     settings = settings or (VELOCITY_QUICK if quick else VELOCITY_DEMO)
     settings = replace(settings, seed=seed, **({} if max_time is None else {"max_time": float(max_time)}))
     if data is None:
-        out.mkdir(parents=True, exist_ok=True)
         data = out / "fluid.npz"
         if not (resume and data.exists()):
-            _small_fluid(data, settings.quick, seed, progress)
+            on_main(lambda: _small_fluid(data, settings.quick, seed, progress))
     fluid = load_fluid(data)
     steps = min(settings.rollout, fluid.frames - 1)
     train_ids, val_ids, test_ids = _split_trajectories(fluid.trajectories)
@@ -248,6 +252,8 @@ def run_velocity_demo(out_dir: str | os.PathLike, *, quick: bool, seed: int = 0,
                               out / name, settings, extra, resume, progress, checkpoint_header, epoch_lines)
         summaries[name]["parameters"] = count_parameters(model)
         views[name] = _View(name, model, fluid.domain_size)
+    if not is_main():
+        return None
 
     test_w, test_u = w[test_ids], u[test_ids]
     angles = [0.0, 45.0, 90.0] if settings.quick else [7.5 * i for i in range(13)]
