@@ -69,3 +69,14 @@ def test_bad_input(data, trained, run_cli, tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_cli("train", "hamiltonian", "--data", data, "--out", tmp_path / "r", "--model", "transformer")
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_config_file_and_baseline(data, run_cli, tmp_path):
+    pytest.importorskip("yaml")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {data}\nout: {tmp_path / 'b'}\nepochs: 1\nmodel: baseline\nwidth: 16\nquiet: true\n")
+    assert run_cli("train", "hamiltonian", "--config", config, "--threads", "1") == 0
+    from equiscale.quantum.training import load_hamiltonian
+
+    model, state = load_hamiltonian(tmp_path / "b")
+    assert type(model).__name__ == "BaselineHamiltonian" and state["header"]["settings"]["width"] == 16
