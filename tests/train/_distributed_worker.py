@@ -40,6 +40,29 @@ def trainer(model: torch.nn.Module, loader, out: Path) -> Trainer:
     return Trainer(model, optimizer, step, loader, out, config, header=CheckpointHeader("fluid"))
 
 
+def budget(out: str) -> None:
+    """A time budget with unequal clocks: rank 1 is slower per step; both must stop at the same step."""
+    import time
+
+    rank, world, device = setup_distributed("cpu")
+    model, dataset = model_and_data()
+    ddp = wrap_ddp(model, device)
+    loader = make_loader(dataset, batch_size=1, shuffle=False)
+
+    def slow_step(module, batch):
+        if rank == 1:
+            time.sleep(0.02)  # rank 1's clock runs out first
+        return step(module, batch)
+
+    config = TrainerConfig(max_epochs=None, max_time=0.2, progress_bars=False, log_epochs=False)
+    try:
+        summary = Trainer(ddp, torch.optim.SGD(model.parameters(), lr=0.01), slow_step, loader, Path(out) / "run",
+                          config, header=CheckpointHeader("fluid")).fit()
+        torch.save({"steps": summary["steps"], "reason": summary["stop_reason"]}, Path(out) / f"budget-{rank}.pt")
+    finally:
+        cleanup()
+
+
 def main(out: str) -> None:
     rank, world, device = setup_distributed("cpu")
     model, dataset = model_and_data()
@@ -55,4 +78,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    (budget if sys.argv[2:] == ["budget"] else main)(sys.argv[1])

@@ -1,5 +1,6 @@
 """Two processes (torchrun, gloo on CPU): one Trainer step of a fluid G-CNN equals one process on
-the whole batch: same gradients, weights, weight average and logged loss."""
+the whole batch (same gradients, weights, weight average and logged loss), and processes whose
+clocks differ stop on the time budget together."""
 from __future__ import annotations
 
 import os
@@ -42,6 +43,18 @@ def test_two_processes_take_the_single_process_step(tmp_path):
         assert two[key].keys() == one[key].keys()
         for name in one[key]:
             torch.testing.assert_close(two[key][name], one[key][name], rtol=1e-9, atol=1e-12, msg=f"{key} {name}")
+
+
+@pytest.mark.serial
+def test_processes_share_the_time_budget(tmp_path):
+    """Each process's clock differs; they must stop together, or one waits for the other for ever."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(HERE / "_distributed_worker.py"), str(tmp_path), "budget"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"budget-{rank}.pt") for rank in (0, 1)]
+    assert ranks[0] == ranks[1] and ranks[0]["reason"] == "max_time" and ranks[0]["steps"] >= 2
 
 
 def test_one_process_needs_no_group(monkeypatch):

@@ -279,7 +279,19 @@ class Trainer:
                 "validated_on": None if self.val_data is None else "raw" if self.average is None else "ema"}
 
     def _out_of_time(self) -> bool:
-        return self.config.max_time is not None and self.elapsed >= self.config.max_time
+        """Whether the time budget is spent; with several processes, by the slowest one's clock.
+
+        Each process measures its own time, so the decision is shared (the maximum across processes):
+        one that stopped alone would leave the others waiting in a collective for ever.
+        """
+        if self.config.max_time is None:
+            return False
+        elapsed = self.elapsed
+        if is_distributed():
+            shared = torch.tensor([elapsed], dtype=torch.float64)
+            torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.MAX)
+            elapsed = float(shared)
+        return elapsed >= self.config.max_time
 
     def _train_epoch(self) -> tuple[dict[str, float], bool]:
         """One pass over ``train_data``: its running metrics, and whether the time budget cut it short."""
