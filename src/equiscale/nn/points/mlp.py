@@ -41,10 +41,12 @@ class RadialMLP(nn.Module):
         if x.shape[-1] != self.sizes[0]:
             raise ValueError(f"x must have shape (..., {self.sizes[0]}), got {tuple(x.shape)}")
         last = len(self.weights) - 1
+        scale = 1.0  # the activation's normalisation constant, folded into the next (small) weight matrix
         for i, weight in enumerate(self.weights):
-            x = x @ (weight * weight.shape[0] ** -0.5)
+            x = x @ (weight * (scale * weight.shape[0] ** -0.5))
             if i < last and self.act is not None:
-                x = self.act(x)
+                x = self.act.f(x)
+                scale = 1.0 if self.act.is_identity else self.act.cst
         return x
 
     def extra_repr(self) -> str:
