@@ -108,7 +108,8 @@ class BaselineHamiltonian(nn.Module):
             h = h + update(torch.cat([h, m], -1))
         hamiltonian = assemble_hamiltonian(numbers, positions, molecule, offset, num_orbitals, self.elements,
                                            lambda z, atoms: self.diagonal[str(z)](h.index_select(0, atoms)),
-                                           lambda a, b, r, c: self.offdiagonal[pair_key(a, b)](self._edge_input(h, positions, r, c)),
+                                           lambda rows, cols: self._edge_input(h, positions, rows, cols),
+                                           lambda a, b, features: self.offdiagonal[pair_key(a, b)](features),
                                            self.pair_cutoff)
         out = self.readout(h)
         atomic = out[:, 0] * self.energy_scale + self.energy_reference.to(h.dtype).index_select(0, species)

@@ -87,15 +87,17 @@ def place_blocks(matrix: torch.Tensor, blocks: torch.Tensor, molecule: torch.Ten
 def assemble_hamiltonian(numbers: torch.Tensor, positions: torch.Tensor, molecule: torch.Tensor, offset: torch.Tensor,
                          num_orbitals: torch.Tensor, elements: Sequence[int],
                          diagonal: Callable[[int, torch.Tensor], torch.Tensor],
-                         pair: Callable[[int, int, torch.Tensor, torch.Tensor], torch.Tensor],
+                         pair_features: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                         pair_head: Callable[[int, int, torch.Tensor], torch.Tensor],
                          pair_cutoff: float | None = None) -> torch.Tensor:
     """The padded symmetric ``(B, n, n)`` matrix from block functions.
 
-    ``diagonal(z, atoms)`` gives ``G_ii`` ``(K, n_z, n_z)`` for atoms of element z; ``pair(za, zb, rows,
-    cols)`` gives ``G_ij`` ``(K, n_za, n_zb)`` for pairs with ``za <= zb`` (rows: the lower atomic
-    number). Symmetry by construction: ``H_ii = (G_ii + G_ii^T)/2``, ``H_ij = B``, ``H_ji = B^T`` with
-    ``B = G_ij`` for two elements and ``B = (G_ij + G_ji^T)/2`` for one (so it does not depend on
-    which atom comes first).
+    ``diagonal(z, atoms)`` gives ``G_ii`` ``(K, n_z, n_z)`` for atoms of element z;
+    ``pair_features(rows, cols)`` the features of ordered pairs (one call for all of them) and
+    ``pair_head(za, zb, features)`` their blocks ``G_ij`` ``(K, n_za, n_zb)`` for ``za <= zb`` (rows:
+    the lower atomic number). Symmetry by construction: ``H_ii = (G_ii + G_ii^T)/2``, ``H_ij = B``,
+    ``H_ji = B^T`` with ``B = G_ij`` for two elements and ``B = (G_ij + G_ji^T)/2`` for one (so it
+    does not depend on which atom comes first).
     """
     n = int(num_orbitals.max().item())
     hamiltonian = positions.new_zeros(num_orbitals.shape[0], n, n)
@@ -110,17 +112,24 @@ def assemble_hamiltonian(numbers: torch.Tensor, positions: torch.Tensor, molecul
     first, second = pairs
     swap = numbers[first] > numbers[second]
     rows, cols = torch.where(swap, second, first), torch.where(swap, first, second)
+    groups = []  # (za, zb, rows, cols); same-element pairs also reversed
     for za in elements:
         for zb in elements:
             chosen = ((numbers[rows] == za) & (numbers[cols] == zb)).nonzero().flatten() if za <= zb else None
-            if chosen is None or not chosen.numel():
-                continue
-            r, c = rows[chosen], cols[chosen]
-            blocks = pair(za, zb, r, c)
-            if za == zb:
-                blocks = symmetric_blocks(blocks, pair(za, zb, c, r))
-            hamiltonian = place_blocks(hamiltonian, blocks, molecule[r], offset[r], offset[c])
-            hamiltonian = place_blocks(hamiltonian, blocks.transpose(-1, -2), molecule[r], offset[c], offset[r])
+            if chosen is not None and chosen.numel():
+                groups.append((za, zb, rows[chosen], cols[chosen]))
+    ordered_rows = torch.cat([r for _, _, r, c in groups] + [c for za, zb, r, c in groups if za == zb])
+    ordered_cols = torch.cat([c for _, _, r, c in groups] + [r for za, zb, r, c in groups if za == zb])
+    features = pair_features(ordered_rows, ordered_cols)
+    start, reverse = 0, sum(len(r) for _, _, r, _ in groups)
+    for za, zb, r, c in groups:
+        blocks = pair_head(za, zb, features[start:start + len(r)])
+        start += len(r)
+        if za == zb:
+            blocks = symmetric_blocks(blocks, pair_head(za, zb, features[reverse:reverse + len(r)]))
+            reverse += len(r)
+        hamiltonian = place_blocks(hamiltonian, blocks, molecule[r], offset[r], offset[c])
+        hamiltonian = place_blocks(hamiltonian, blocks.transpose(-1, -2), molecule[r], offset[c], offset[r])
     return hamiltonian
 
 
@@ -324,8 +333,8 @@ class HamiltonianModel(nn.Module):
         node_in = self.self_product(small, small) + self.self_linear(x)
         hamiltonian = assemble_hamiltonian(numbers, positions, molecule, offset, num_orbitals, self.elements,
                                            lambda z, atoms: self.diagonal[str(z)](node_in.index_select(0, atoms)),
-                                           lambda za, zb, r, c: self.offdiagonal[pair_key(za, zb)](
-                                               self._pair_features(small, positions, r, c)),
+                                           lambda rows, cols: self._pair_features(small, positions, rows, cols),
+                                           lambda za, zb, features: self.offdiagonal[pair_key(za, zb)](features),
                                            self.pair_cutoff)
         out = {"hamiltonian": hamiltonian, "num_orbitals": num_orbitals}
         out.update(self.properties(x, species, positions, molecule, num_orbitals.shape[0]))
