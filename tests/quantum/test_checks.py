@@ -6,14 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from equiscale.check import checkpoint_checks, measure_checks
-from equiscale.quantum.app import APPLICATION
-from equiscale.quantum.checks import permutation_error, rotation_errors, translation_error
-from equiscale.quantum.model import HamiltonianModel
-from equiscale.quantum.settings import TrainHamiltonian
-from equiscale.quantum.training import train_hamiltonian
+pytest.importorskip("pyscf")  # the tiny dataset is labelled with PySCF
 
-from .hamiltonian_data import water_dataset
+from equiscale.check import checkpoint_checks, measure_checks  # noqa: E402
+from equiscale.quantum.app import APPLICATION  # noqa: E402
+from equiscale.quantum.checks import permutation_error, rotation_errors, translation_error  # noqa: E402
+from equiscale.quantum.model import HamiltonianModel  # noqa: E402
+from equiscale.quantum.settings import TrainHamiltonian  # noqa: E402
+from equiscale.quantum.training import train_hamiltonian  # noqa: E402
+
+from .hamiltonian_data import water_dataset  # noqa: E402
 
 TINY = dict(channels=4, pair_channels=2, radial_hidden=8, quiet=True, threads=1, epochs=1)
 

@@ -6,10 +6,12 @@ import json
 
 import pytest
 
-from equiscale import cli
-from equiscale.quantum.app import APPLICATION
+pytest.importorskip("pyscf")  # the tiny dataset is labelled with PySCF
 
-from .hamiltonian_data import water_dataset
+from equiscale import cli  # noqa: E402
+from equiscale.quantum.app import APPLICATION  # noqa: E402
+
+from .hamiltonian_data import water_dataset  # noqa: E402
 
 TINY = ("--channels", "4", "--pair-channels", "2", "--radial-hidden", "8", "--quiet", "--threads", "1")
 

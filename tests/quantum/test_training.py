@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from equiscale.quantum.baseline import augment
-from equiscale.quantum.model import HamiltonianModel
-from equiscale.quantum.settings import TrainHamiltonian
-from equiscale.quantum.training import (build_model, collate, hamiltonian_loss, load_frames, load_hamiltonian,
+pytest.importorskip("pyscf")  # the tiny dataset is labelled with PySCF
+
+from equiscale.quantum.baseline import augment  # noqa: E402
+from equiscale.quantum.model import HamiltonianModel  # noqa: E402
+from equiscale.quantum.settings import TrainHamiltonian  # noqa: E402
+from equiscale.quantum.training import (build_model, collate, hamiltonian_loss, load_frames, load_hamiltonian,  # noqa: E402
                                         model_statistics, train_hamiltonian)
 
-from .hamiltonian_data import water_dataset
+from .hamiltonian_data import water_dataset  # noqa: E402
 
 TINY = dict(channels=4, pair_channels=2, radial_hidden=8, quiet=True, threads=1)
 
