@@ -141,7 +141,7 @@ def augment(batch: Mapping[str, torch.Tensor], shells: Mapping[int, list[int]],
 
     dtype = batch["positions"].dtype
     rotation = random_o3(generator)
-    r = rotation.to(dtype)
+    r = rotation.to(device=batch["positions"].device, dtype=dtype)
     out = dict(batch)
     out["positions"] = batch["positions"] @ r.T
     size = batch["fock"].shape[-1]
@@ -152,7 +152,7 @@ def augment(batch: Mapping[str, torch.Tensor], shells: Mapping[int, list[int]],
         n = block.shape[0]
         d[b, :n, :n] = block
         d[b, n:, n:] = torch.eye(size - n, dtype=torch.float64)
-    d = d.to(dtype)
+    d = d.to(device=batch["fock"].device, dtype=dtype)
     for key in ("fock", "overlap"):
         if key in batch:
             out[key] = d @ batch[key] @ d.transpose(-1, -2)

@@ -122,6 +122,8 @@ class TrainHamiltonian(TrainingSettings):
     polarizability_weight: float = setting(0.0, help="weight of the polarizability MSE (atomic units)",
                                            check=non_negative)
     dtype: str = setting("float32", help="precision of training", choices=("float32", "float64"))
+    device: str = setting("cpu", help="where to train (auto: cuda if available)", choices=("cpu", "cuda", "auto"),
+                          resumed=False)
     lmax: int = setting(2, help="highest degree of the node features and bond harmonics", check=non_negative)
     channels: int = setting(16, help="multiplicity of each irrep of the node features", check=positive)
     layers: int = setting(2, help="message-passing layers", check=positive)

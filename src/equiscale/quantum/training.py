@@ -292,7 +292,9 @@ def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None, pr
     options = dict(vars(settings))
     if settings.model == "baseline" and settings.width is None:
         statistics["baseline_width"] = _baseline_width(options, statistics)
-    model = build_model(options, statistics).to(dtype)
+    device = torch.device("cuda" if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
+    model = build_model(options, statistics).to(device=device, dtype=dtype)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=settings.lr_factor,
                                                            patience=settings.lr_patience, min_lr=settings.lr * 1e-3)
@@ -310,7 +312,7 @@ def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None, pr
     config = trainer_config(settings, patience=settings.patience, grad_clip=settings.grad_clip,
                             progress_bars=progress and not settings.quiet, log_epochs=progress)
     trainer = Trainer(model, optimizer, step, loader(train_frames, True), settings.out, config,
-                      val_data=loader(valid_frames, False), scheduler=scheduler,
+                      val_data=loader(valid_frames, False), scheduler=scheduler, device=device,
                       header=CheckpointHeader(KIND, settings, statistics, settings.dtype))
     if trainer.is_main and progress and not settings.quiet:
         print(f"training the {settings.model} model ({count_parameters(model)} parameters) on {len(train_frames)} "
