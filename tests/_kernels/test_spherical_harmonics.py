@@ -167,3 +167,49 @@ def test_torch_export():
     program = torch.export.export(Harmonics(), (x,))
     assert any("equiscale.spherical_harmonics" in str(node.target) for node in program.graph.nodes)
     _close(program.module()(x), Harmonics()(x), torch.float32)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_large_inputs_on_several_threads(threads):
+    """Enough points for the kernels' own worker threads (chunks handed out on demand)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x = _points(60_000, torch.float64, seed=7).requires_grad_(True)
+        ls = tuple(range(5))
+        w = torch.randn(60_000, 25, dtype=torch.float64)
+        for _ in range(3):  # several jobs in a row on the same workers
+            y = kernel.spherical_harmonics(ls, x, True, "integral")
+            (g,) = torch.autograd.grad(y, x, w)
+        _close(y, torch_path(ls, x, True, "integral"), torch.float64)
+        (g_ref,) = torch.autograd.grad(torch_path(ls, x, True, "integral"), x, w)
+        _close(g, g_ref, torch.float64)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_forked_child_after_the_workers_started():
+    """A DataLoader-style fork after the kernel's worker threads exist: the child still computes.
+
+    The child touches no other threaded torch op (torch's own OpenMP runtime does not survive a
+    fork, which is why DataLoader workers run one thread); it returns a numpy checksum.
+    """
+    import multiprocessing
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        expected = kernel.spherical_harmonics((0, 1, 2), _FORK_INPUT, True, "integral")  # starts the workers
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            result = pool.apply(_child_checksum)
+        assert abs(result - float(expected.numpy().sum())) <= 1e-9 * expected.numel()
+    finally:
+        torch.set_num_threads(before)
+
+
+_FORK_INPUT = torch.randn(60_000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+
+
+def _child_checksum() -> float:
+    torch.set_num_threads(2)
+    return float(kernel.spherical_harmonics((0, 1, 2), _FORK_INPUT, True, "integral").numpy().sum())

@@ -12,7 +12,7 @@
 // AVX or 4 x 4 SSE tiles, in float32). For lmax <= 8 the
 // degree loops have compile-time bounds (the compiler unrolls them); above, the same code runs
 // with runtime bounds. The backward recomputes the block and runs the adjoint recurrence in
-// reverse, so autograd only keeps x.
+// reverse, so autograd only keeps x. Threads: ChunkPool (parallel.h), no join barrier.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -421,7 +421,7 @@ at::Tensor sh_forward(const at::Tensor& x, int64_t lmax, bool normalize, c10::st
     const T* xp = x.data_ptr<T>();
     T* op = out.data_ptr<T>();
     dispatch_lmax(int(lmax), [&]<int L>() {
-      equiscale::parallel_chunks(blocks, std::max<int64_t>(1, 2048 / B), [&](int64_t b, int64_t e) {
+      equiscale::ChunkPool::instance().run(blocks, std::max<int64_t>(1, 2048 / B), [&](int64_t b, int64_t e) {
         forward_range<T, L>(xp, x.stride(0), x.stride(1), op, n, int(lmax), normalize, v.data(), scale.data(), b, e, B);
       });
     });
@@ -446,7 +446,7 @@ at::Tensor sh_backward(const at::Tensor& grad, const at::Tensor& x, int64_t lmax
     const T* gp = grad.data_ptr<T>();
     T* op = gx.data_ptr<T>();
     dispatch_lmax(int(lmax), [&]<int L>() {
-      equiscale::parallel_chunks(blocks, std::max<int64_t>(1, 1024 / B), [&](int64_t b, int64_t e) {
+      equiscale::ChunkPool::instance().run(blocks, std::max<int64_t>(1, 1024 / B), [&](int64_t b, int64_t e) {
         backward_range<T, L>(xp, x.stride(0), x.stride(1), gp, grad.stride(0), grad.stride(1), op, n, int(lmax),
                              normalize, v.data(), scale.data(), b, e, B);
       });
