@@ -157,3 +157,20 @@ def test_equivariance_float64():
     x = torch.randn(8, tp.irreps_in1.dim, dtype=torch.float64)
     y = torch.randn(8, tp.irreps_in2.dim, dtype=torch.float64)
     _close(tp(x @ D1.T, y @ D2.T), tp(x, y) @ Do.T, torch.float64)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_many_tiles_on_several_threads(monkeypatch, threads):
+    """Enough rows for the kernel's worker threads (with single-threaded BLAS inside each chunk)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        tp = _tp(CASES[0], torch.float64)
+        x = torch.randn(3000, tp.irreps_in1.dim, dtype=torch.float64)
+        y = torch.randn(3000, tp.irreps_in2.dim, dtype=torch.float64)
+        (out, grads), (ref, ref_grads) = _both_paths(monkeypatch, tp, x, y)
+        _close(out, ref, torch.float64)
+        for g, r in zip(grads, ref_grads):
+            _close(g, r, torch.float64)
+    finally:
+        torch.set_num_threads(before)

@@ -7,8 +7,8 @@
 // from their non-zeros only, accumulated in registers per (path, k) run; the channel mixing is one
 // dense GEMM per output block over all its paths, S_g[(n, k), (p, u)] @ W_g[(p, u), w]. Edges are
 // processed in tiles of T so that S, the transposed x and the GEMM result stay in cache; threads
-// take tiles (at::parallel_for); the GEMMs call the BLAS that torch links (sgemm_/dgemm_, single-
-// threaded inside the parallel region).
+// take chunks of tiles on demand (parallel_tiles); the GEMMs call the BLAS that torch links
+// (sgemm_/dgemm_, one BLAS thread per chunk).
 //
 // Plan tensors (int64, built once per module by equiscale/_kernels/tensor_product.py):
 //   xblocks (B, 3): x0, m1, d1        every block of x used by a path
@@ -36,7 +36,28 @@ void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
             const int* ldc);
 }
 
+// MKL (the BLAS of torch's x86 builds) can limit the calling thread to one BLAS thread. This is
+// its C interface (the lower-case exported names are the Fortran one, which takes a pointer).
+// Weak: with another BLAS the symbol is absent and the OpenMP scheme runs instead.
+extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
+
 namespace {
+
+// Runs f(begin, end) over [0, n) on the barrier-free pool with single-threaded BLAS calls inside
+// each chunk (MKL would otherwise open a thread team per GEMM from our workers); without MKL,
+// on OpenMP threads, where BLAS runs single-threaded inside the parallel region.
+template <typename F>
+void parallel_tiles(int64_t n, int64_t grain, const F& f) {
+  if (MKL_Set_Num_Threads_Local == nullptr) {
+    equiscale::parallel_chunks(n, grain, f);
+    return;
+  }
+  equiscale::ChunkPool::instance().run(n, grain, [&](int64_t b, int64_t e) {
+    const int previous = MKL_Set_Num_Threads_Local(1);
+    f(b, e);
+    MKL_Set_Num_Threads_Local(previous);
+  });
+}
 
 // Column-major C (m x n) = alpha op(A) op(B) + beta C (BLAS convention).
 inline void gemm(char ta, char tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
@@ -285,7 +306,7 @@ at::Tensor tp_forward(const at::Tensor& x_in, const at::Tensor& y_in, const at::
     std::vector<T> Wst;
     stack_weights(plan, w.data_ptr<T>(), Wst);
     const int64_t tiles = (n + kTile - 1) / kTile;
-    equiscale::parallel_chunks(tiles, 2, [&](int64_t b, int64_t e) {
+    parallel_tiles(tiles, 2, [&](int64_t b, int64_t e) {
       forward_tiles(plan, x.data_ptr<T>(), y.data_ptr<T>(), Wst.data(), out.data_ptr<T>(), n, dim1, dim2, dim_out,
                     zero_cols, b, e);
     });
@@ -398,7 +419,7 @@ std::vector<at::Tensor> tp_backward(const at::Tensor& grad_in, const at::Tensor&
     stack_weights(plan, w.data_ptr<T>(), Wst);
     std::mutex lock;
     const int64_t tiles = (n + kTile - 1) / kTile;
-    equiscale::parallel_chunks(tiles, 2, [&](int64_t b, int64_t e) {
+    parallel_tiles(tiles, 2, [&](int64_t b, int64_t e) {
       backward_tiles(plan, x.data_ptr<T>(), y.data_ptr<T>(), Wst.data(), grad.data_ptr<T>(),
                      need_x ? gx.data_ptr<T>() : nullptr, need_y ? gy.data_ptr<T>() : nullptr, gWst.data(), lock, n,
                      dim1, dim2, dim_out, need_x, need_y, need_w, zero_x, b, e);
