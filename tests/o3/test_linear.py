@@ -93,3 +93,123 @@ def test_bad_input_raises_value_error():
         Linear("1x1o", "1x1o", biases=[True])
     with pytest.raises(ValueError, match="path_normalization"):
         Linear("1x0e", "1x0e", path_normalization="bad")
+
+
+# --- the dense path (shared weights, no f_in/f_out): one gathered matrix and one addmm ----------
+
+def _paths(lin, mode):
+    """Force the dense path ("dense") or the per-block path ("blocks") of this instance."""
+    lin.dense_waste_per_block = 10**15 if mode == "dense" else -1
+    return lin
+
+
+RANDOM = [("2x0e + 1x1o + 2x1o + 1x2e + 3x0e", "3x1o + 2x0e + 1x2e + 1x0e", {"biases": True}),
+          ("1x1o + 2x0e + 1x1o", "2x0e + 1x1o + 1x0o", {"path_normalization": "path"}),
+          (IN, OUT, {"instructions": [(0, 0), (4, 0), (1, 1), (2, 2), (0, 0)]}),  # repeated path
+          (IN, OUT, {"biases": [True, False, False, False, False]}),
+          ("3x1o", "2x0e + 2x1o + 1x0e", {"biases": [False, False, True]}),  # bias only, offset
+          ("2x2e + 1x0e", "1x0e + 2x2e + 1x0e", {"biases": [True, False, True]}),  # split biases
+          ("32x0e", "96x0e + 32x1o + 32x2e", {}),  # live output columns only at the start
+          ("32x0e + 32x1o + 32x2e", "32x0e", {"biases": True})]  # live input columns only
+
+
+@pytest.mark.parametrize("irreps_in,irreps_out,kwargs", RANDOM)
+def test_dense_path_equals_per_block_path(irreps_in, irreps_out, kwargs):
+    torch.manual_seed(0)
+    lin = Linear(irreps_in, irreps_out, **kwargs).double()
+    assert lin._dense
+    if lin.bias.numel():
+        with torch.no_grad():
+            lin.bias.normal_()
+    x = torch.randn(2, 3, lin.irreps_in.dim, dtype=F64, requires_grad=True)
+    outs = []
+    for mode in ("blocks", "dense"):
+        y = _paths(lin, mode)(x)
+        g = torch.randn(y.shape, dtype=F64, generator=torch.Generator().manual_seed(1))
+        params = [p for p in (lin.weight, lin.bias) if p.numel()]
+        outs.append([y] + list(torch.autograd.grad(y, [x] + params, g)))
+    for a, b in zip(*outs):
+        assert a.shape == b.shape and (a - b).abs().max() <= 1e-12
+
+
+def test_dense_path_float32_and_explicit_shared_weights():
+    torch.manual_seed(0)
+    lin = Linear(IN, OUT, biases=True, internal_weights=False)
+    x = torch.randn(5, Irreps(IN).dim)
+    w, b = torch.randn(lin.weight_numel), torch.randn(lin.bias_numel)
+    assert rel_err(_paths(lin, "dense")(x, w, b), _paths(lin, "blocks")(x, w, b)) <= 1e-6
+    lin64 = Linear(IN, OUT, biases=True, internal_weights=False).double()
+    assert (_paths(lin64, "dense")(x.double(), w.double(), b.double())
+            - _paths(lin64, "blocks")(x.double(), w.double(), b.double())).abs().max() <= 1e-12
+
+
+def test_dense_path_is_double_differentiable():
+    lin = _paths(Linear("2x0e + 1x1o + 1x1o", "1x0e + 2x1o", biases=True,
+                        internal_weights=False).double(), "dense")
+    x = torch.randn(3, 8, dtype=F64, requires_grad=True)
+    w = torch.randn(lin.weight_numel, dtype=F64, requires_grad=True)
+    b = torch.randn(lin.bias_numel, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(lin, (x, w, b))
+    assert torch.autograd.gradgradcheck(lin, (x, w, b))
+    # forces-style training: the gradient of d(out)/dx with respect to the parameters
+    own = _paths(Linear("2x0e + 1x1o", "1x0e + 2x1o", biases=True).double(), "dense")
+    ref = _paths(Linear("2x0e + 1x1o", "1x0e + 2x1o", biases=True).double(), "blocks")
+    ref.load_state_dict(own.state_dict())
+    grads = []
+    for lin in (own, ref):
+        (gx,) = torch.autograd.grad(lin(x[:, :5]).pow(2).sum(), x, create_graph=True)
+        grads.append(torch.autograd.grad(gx.pow(3).sum(), lin.weight))
+    assert (grads[0][0] - grads[1][0]).abs().max() <= 1e-12
+
+
+def test_cost_rule_picks_dense_for_few_rows_and_blocks_for_many(monkeypatch):
+    lin = Linear("32x0e + 32x1o + 32x2e", "32x0e + 32x1o + 32x2e").double()
+    assert lin._use_dense(36) and not lin._use_dense(640)
+    calls = []
+    monkeypatch.setattr(lin, "_dense_forward", lambda *a: calls.append(1) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        lin(torch.randn(36, 288, dtype=F64))  # the dense path, in the small-molecule regime
+    ref = Linear("32x0e + 32x1o + 32x2e", "32x0e + 32x1o + 32x2e").double()
+    ref.load_state_dict(lin.state_dict())
+    x = torch.randn(640, 288, dtype=F64)
+    assert (lin(x) - _paths(ref, "dense")(x)).abs().max() <= 1e-12  # many rows: the blocks
+    assert len(calls) == 1
+    # one type in and out: the dense matrix wastes nothing, so it is always the dense path
+    assert Linear("96x0e", "32x0e")._use_dense(10**6)
+
+
+def test_dense_matrix_cached_only_without_gradient_to_the_parameters():
+    lin = Linear("2x0e + 1x1o", "1x0e + 2x1o", biases=True).double()
+    x = torch.randn(4, 5, dtype=F64, requires_grad=True)
+    y = lin(x)
+    assert lin._dense_cache is None  # the parameters want gradients: nothing kept
+    with torch.no_grad():
+        assert (lin(x) - y).abs().max() == 0 and lin._dense_cache is not None
+        kept = lin._dense_cache[1]
+        assert lin(x) is not None and lin._dense_cache[1] is kept
+        lin.weight.mul_(2)  # an in-place update (optimizer step, load_state_dict) invalidates it
+        assert (lin(x) - (2 * y - _bias_part(lin, y))).abs().max() <= 1e-12
+    (g,) = torch.autograd.grad(lin(x).sum(), lin.weight)  # and gradients still flow
+    assert g.abs().sum() > 0
+    for p in lin.parameters():  # frozen parameters (the ASE calculator): cached with grad on
+        p.requires_grad_(False)
+    (gx,) = torch.autograd.grad(lin(x).pow(2).sum(), x)
+    assert lin._dense_cache is not None and gx.shape == x.shape
+
+
+def _bias_part(lin, y):
+    """The bias's contribution to ``y`` (scalar output columns)."""
+    out = torch.zeros_like(y)
+    out[:, :1] = lin.bias
+    return out
+
+
+def test_empty_irreps():
+    lin = Linear("", "2x0e", biases=True)
+    with torch.no_grad():
+        lin.bias.normal_()
+    out = lin(torch.randn(3, 0))
+    assert out.shape == (3, 2) and (out - lin.bias).abs().max() == 0
+    assert Linear("2x0e", "")(torch.randn(3, 2)).shape == (3, 0)
+    assert Linear("2x0e", "1x1o")(torch.randn(4, 2)).abs().max() == 0
+    assert Linear("2x1o", "2x1o")(torch.randn(0, 6)).shape == (0, 6)
