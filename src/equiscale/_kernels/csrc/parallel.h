@@ -93,7 +93,13 @@ class ChunkPool {
     }
     wake_.notify_all();
     claim(gen, f, n, chunk, chunks);
-    while (done_.load(std::memory_order_acquire) < chunks) std::this_thread::yield();
+    // A worker still holds a chunk: spin briefly, then sleep (spinning or yielding would take
+    // half of the core from that worker when both share one).
+    for (int spin = 0; spin < 1000 && done_.load(std::memory_order_acquire) < chunks; ++spin) cpu_relax();
+    if (done_.load(std::memory_order_acquire) < chunks) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      finished_.wait(lock, [&] { return done_.load(std::memory_order_acquire) >= chunks; });
+    }
   }
 
  private:
@@ -116,8 +122,17 @@ class ChunkPool {
       } while (!next_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel));
       const int64_t c = int64_t(cur & 0xffffffffu);
       f(c * chunk, std::min(n, (c + 1) * chunk));
-      done_.fetch_add(1, std::memory_order_release);
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
+        std::lock_guard<std::mutex> lock(mutex_);  // the caller may be about to wait on finished_
+        finished_.notify_all();
+      }
     }
+  }
+
+  static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
   }
 
   void worker(int index) {
@@ -142,7 +157,7 @@ class ChunkPool {
   }
 
   std::mutex run_mutex_, mutex_;
-  std::condition_variable wake_;
+  std::condition_variable wake_, finished_;
   std::vector<std::thread> workers_;
   const Job* job_ = nullptr;
   int64_t n_ = 0, chunk_ = 1, chunks_ = 0;
