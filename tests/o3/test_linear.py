@@ -213,3 +213,14 @@ def test_empty_irreps():
     assert Linear("2x0e", "")(torch.randn(3, 2)).shape == (3, 0)
     assert Linear("2x0e", "1x1o")(torch.randn(4, 2)).abs().max() == 0
     assert Linear("2x1o", "2x1o")(torch.randn(0, 6)).shape == (0, 6)
+
+
+def test_dense_path_adds_no_buffers_and_follows_dtype():
+    ref, ours = pair(torch.float32, IN, OUT, biases=True)
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in ref.named_buffers()]
+    x = torch.randn(4, Irreps(IN).dim)
+    y32 = _paths(ours, "dense")(x)
+    ours.double()  # the path weights are kept in float64: float64-accurate after .double()
+    y64 = ours(x.double())
+    assert y64.dtype == F64 and rel_err(y64, y32.double()) <= 1e-5
+    assert (y64 - _paths(ours, "blocks")(x.double())).abs().max() <= 1e-12

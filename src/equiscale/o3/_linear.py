@@ -146,7 +146,7 @@ class Linear(torch.nn.Module):
 
     def _make_dense_plan(self) -> None:
         """Index buffers of the dense path: the ``(in_span, out_span)`` matrix of the live input and
-        output columns is ``zeros.index_put(dst, weight[src] * coef)`` (each ``(mul_in, mul_out)``
+        output columns is ``zeros.index_add(dst, weight[src] * coef)`` (each ``(mul_in, mul_out)``
         block ``kron``-ed with ``I_{2l+1}``, path weight folded in), applied with one ``addmm``."""
         self._dense = False
         if not self.shared_weights or self.f_in is not None or self.f_out is not None:
@@ -181,30 +181,24 @@ class Linear(torch.nn.Module):
         if src:
             dst = (live_in - lo_in) * span_out + (torch.cat(cols_out) - lo_out)
             src, coef = torch.cat(src), torch.cat(coef)
-            self._dense_accumulate = bool(torch.unique(dst).numel() < dst.numel())
         else:
             dst, src, coef = (torch.zeros(0, dtype=torch.long),) * 2 + (torch.zeros(0),)
-            self._dense_accumulate = False
         pw = coef.unique() if coef.numel() else torch.ones(1, dtype=torch.float64)
         # one path weight for all: a scalar, no coefficient tensor
         self._dense_alpha = float(pw[0]) if pw.numel() == 1 else 1.0
-        self.register_buffer("_dense_src", src, persistent=False)
-        self.register_buffer("_dense_row", dst // span_out, persistent=False)
-        self.register_buffer("_dense_col", dst % span_out, persistent=False)
-        # index_put copies this into a fresh matrix: one operation instead of new_zeros + index_put
-        self.register_buffer("_dense_zeros", torch.zeros(hi_in - lo_in, span_out), persistent=False)
-        # several path weights: one per gathered value, kept in float64 (a buffer would be rounded
-        # to float32 when built and stay rounded after .double()); cast once per dtype and device
-        self._dense_coef64 = coef if pw.numel() > 1 else None
-        self._dense_coefs: dict = {}
         bias_cols = torch.cat(bias_cols) - lo_out if bias_cols else torch.zeros(0, dtype=torch.long)
         # the bias as a row of the output span: padded when its columns are contiguous and in order
         nb = bias_cols.numel()
         contiguous = nb > 0 and bool((bias_cols == torch.arange(nb) + bias_cols[0]).all())
         self._dense_bias_pad = (int(bias_cols[0]), span_out - int(bias_cols[0]) - nb) \
             if contiguous else None
-        self.register_buffer("_dense_bias_cols", bias_cols, persistent=False)
-        self.register_buffer("_dense_zero", torch.zeros(span_out), persistent=False)
+        # index and coefficient tensors, kept as CPU masters (coefficients in float64) and copied
+        # once per device and dtype by _dense_tensors; not buffers, which DDP would broadcast and
+        # the EMA copy every step, and which .float() would round
+        self._dense_master = (src, dst, (hi_in - lo_in) * span_out, bias_cols, span_out,
+                              coef if pw.numel() > 1 else None)
+        self._dense_on: dict = {}
+        self._dense_has_weights = src.numel() > 0
         self._dense_in = (lo_in, hi_in)
         self._dense_out = (lo_out, hi_out)
         self._dense_cache: Optional[tuple] = None
@@ -298,42 +292,45 @@ class Linear(torch.nn.Module):
             out = torch.nn.functional.pad(out, (lo_out, self.irreps_out.dim - hi_out))
         return out
 
+    def _dense_tensors(self, device: torch.device, dtype: torch.dtype) -> tuple:
+        """``(src, dst, zeros, bias_cols, zero_row, coef)`` on this device and dtype (made once)."""
+        found = self._dense_on.get((device, dtype))
+        if found is None:
+            src, dst, numel, bias_cols, span_out, coef = self._dense_master
+            found = self._dense_on[(device, dtype)] = (
+                src.to(device), dst.to(device), torch.zeros(numel, device=device, dtype=dtype),
+                bias_cols.to(device), torch.zeros(span_out, device=device, dtype=dtype),
+                None if coef is None else coef.to(device=device, dtype=dtype))
+        return found
+
     def _dense_matrix(self, x: torch.Tensor, weight: torch.Tensor,
                       bias: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The ``(in_span, out_span)`` matrix and the ``(out_span,)`` bias row of the dense path."""
         (lo_in, hi_in), (lo_out, hi_out) = self._dense_in, self._dense_out
         span_out = hi_out - lo_out
-        if self._dense_src.numel():
-            vals = weight.index_select(0, self._dense_src)
-            # path weights on the weight branch (not addmm's alpha, which would put a mul on the
-            # input-gradient branch that forces differentiate through)
-            if self._dense_coef64 is None:
-                vals = vals * self._dense_alpha
-            else:
-                coef = self._dense_coefs.get((vals.dtype, vals.device))
-                if coef is None:
-                    coef = self._dense_coefs[(vals.dtype, vals.device)] = \
-                        self._dense_coef64.to(device=vals.device, dtype=vals.dtype)
+        if self._dense_has_weights:
+            src, dst, zeros, _, _, coef = self._dense_tensors(weight.device, weight.dtype)
+            vals = weight.index_select(0, src)
+            # path weights on the weight branch (index_add's alpha, or a product), not on addmm,
+            # where they would add a product to the input-gradient branch that forces go through
+            if coef is not None:
                 vals = vals * coef
-            zeros = self._dense_zeros
-            if zeros.dtype != vals.dtype or zeros.device != vals.device:
-                zeros = vals.new_zeros(zeros.shape)
-            w = zeros.index_put((self._dense_row, self._dense_col), vals,
-                                accumulate=self._dense_accumulate)
+            # out-of-place index_add: copy of the zeros + scatter (repeated paths add up); its
+            # gradient is an index_select (faster than index_put with 2D indices, measured)
+            w = zeros.index_add(0, dst, vals, alpha=self._dense_alpha).view(hi_in - lo_in, span_out)
         else:
             w = x.new_zeros(hi_in - lo_in, span_out)
-        if self._dense_bias_cols.numel():
+        _, _, _, bias_cols, zero_row, _ = self._dense_tensors(x.device, x.dtype)
+        if bias_cols.numel():
             pad = self._dense_bias_pad
             if pad is None:
-                b = bias.new_zeros(span_out).index_put((self._dense_bias_cols,), bias)
+                b = bias.new_zeros(span_out).index_put((bias_cols,), bias)
             elif pad != (0, 0):
                 b = torch.nn.functional.pad(bias, pad)
             else:
                 b = bias
         else:
-            b = self._dense_zero
-            if b.dtype != x.dtype or b.device != x.device:
-                b = x.new_zeros(span_out)
+            b = zero_row
         return w, b
 
     def _block(self, x, weight, bias, n, mul, d, paths, b_spec) -> torch.Tensor:
