@@ -93,13 +93,10 @@ class ChunkPool {
     }
     wake_.notify_all();
     claim(gen, f, n, chunk, chunks);
-    // A worker still holds a chunk: spin briefly, then sleep (spinning or yielding would take
-    // half of the core from that worker when both share one).
-    for (int spin = 0; spin < 1000 && done_.load(std::memory_order_acquire) < chunks; ++spin) cpu_relax();
-    if (done_.load(std::memory_order_acquire) < chunks) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      finished_.wait(lock, [&] { return done_.load(std::memory_order_acquire) >= chunks; });
-    }
+    // A worker still holds a chunk: yield rather than sleep. On a busy machine a sleeping caller
+    // waits milliseconds for the scheduler to wake it (measured: the 2-thread harmonics fell
+    // from 1.09x to 0.79x sphericart), while a yield hands the core to the worker if they share it.
+    while (done_.load(std::memory_order_acquire) < chunks) std::this_thread::yield();
   }
 
  private:
@@ -122,17 +119,8 @@ class ChunkPool {
       } while (!next_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel));
       const int64_t c = int64_t(cur & 0xffffffffu);
       f(c * chunk, std::min(n, (c + 1) * chunk));
-      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
-        std::lock_guard<std::mutex> lock(mutex_);  // the caller may be about to wait on finished_
-        finished_.notify_all();
-      }
+      done_.fetch_add(1, std::memory_order_release);
     }
-  }
-
-  static void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
   }
 
   void worker(int index) {
@@ -157,7 +145,7 @@ class ChunkPool {
   }
 
   std::mutex run_mutex_, mutex_;
-  std::condition_variable wake_, finished_;
+  std::condition_variable wake_;
   std::vector<std::thread> workers_;
   const Job* job_ = nullptr;
   int64_t n_ = 0, chunk_ = 1, chunks_ = 0;
