@@ -20,8 +20,9 @@ import torch
 CSRC = Path(__file__).resolve().parent / "csrc"
 
 # Portable flags: the cache directory may be shared between machines of different CPU models.
-# Threads come from at::parallel_for (torch's own OpenMP pool, so torch.set_num_threads applies);
-# -fopenmp also enables the `#pragma omp simd` hints. libgomp is the one torch already loaded.
+# Threads follow torch.set_num_threads (csrc/parallel.h: torch's OpenMP runtime, or the kernels'
+# own barrier-free pool); -fopenmp also enables the `#pragma omp simd` hints. libgomp is the one
+# torch already loaded.
 # -fno-trapping-math lets the compiler turn branches (max, clamps) into SIMD selects.
 EXTRA_CFLAGS: List[str] = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 EXTRA_LDFLAGS: List[str] = ["-fopenmp"]
