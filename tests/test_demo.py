@@ -43,10 +43,11 @@ def test_quick_demo_runs_every_section_within_budget(quick_demo, capsys):
     assert status == 0
     assert seconds < 120, f"the quick demo took {seconds:.0f} CPU-s (budget 2 minutes)"
     report = (out / "report.md").read_text()
-    for title in ("## Summary", "## Continuum", "## Atomistic", "## Steerable", "## Symmetry check", "### Trained models"):
+    for title in ("## Summary", "## Continuum", "## Atomistic", "## Steerable", "## Quantum", "## Symmetry check",
+                  "### Trained models"):
         assert title in report
     sections = _metrics(out)
-    assert set(sections) == {"Continuum", "Atomistic", "Steerable", "Symmetry check"}
+    assert set(sections) == {"Continuum", "Atomistic", "Steerable", "Quantum", "Symmetry check"}
     assert not any(s["failed"] for s in sections.values())
 
 
@@ -76,15 +77,19 @@ def test_quick_demo_measures_what_the_scales_promise(quick_demo):
     fields = sections["Steerable"]["metrics"]  # row 0: the SO(3)-steerable CNN, then the plain CNNs
     assert fields["efield_0_equivariance"] < 1e-5 < fields["efield_1_equivariance"]  # the 24 cube rotations
     assert 0 < fields["efield_0_error"] < 2
+    quantum = sections["Quantum"]["metrics"]
+    assert 0 < quantum["equivariant_h_mae_uha"] < quantum["baseline_h_mae_uha"]  # symmetry helps with few frames
+    assert quantum["equivariant_scf_iterations_predicted"] > 0 and quantum["equivariant_scf_iterations_minao"] > 0
     checks = sections["Symmetry check"]["metrics"]
-    # trained in float32: its sampled basis carries float32 rounding into the float64 copy (a model built in
-    # float64 is exact to 1e-15, tests/nn/grids/test_steerable_conv.py)
-    assert checks["field SO(3)-steerable CNN [float64]"] < 1e-6
+    # rebuilt from its checkpoint in float64 (its kernel basis sampled in float64), as `equiscale check` does
+    assert checks["field SO(3)-steerable CNN [float64]"] < 1e-12
     assert checks["field CNN, same parameters [float64]"] > 1e-3
-    core = {k: v for k, v in checks.items() if not k.startswith(("fluid", "Cu potential", "field"))}
+    core = {k: v for k, v in checks.items() if not k.startswith(("fluid", "Cu potential", "field", "hamiltonian"))}
     assert len(core) == 14 and max(v for k, v in core.items() if "float64" in k) < 1e-12
     assert checks["fluid C(4) G-CNN: one step [float64]"] < 1e-12
     assert checks["fluid CNN: one step [float64]"] > 1e-3
+    h = "hamiltonian {}: hamiltonian (rotations, reflections) [float64]"
+    assert checks[h.format("equivariant model")] < 1e-10 < 1e-4 < checks[h.format("MLP + O(3) augmentation")]
     for quantity in ("energy (invariant)", "forces (vectors)", "stress (rank-2 tensor)"):
         assert checks[f"Cu potential: {quantity} [float64]"] < 1e-10
         assert checks[f"Cu potential: {quantity} [float32]"] < 1e-4
