@@ -4,7 +4,10 @@ Arguments, defaults, normalisations, instruction list, weight layout and state-d
 (``weight``, ``output_mask``) are e3nn's, so a model written against ``e3nn.o3`` runs unchanged
 and loads e3nn state dicts. On CPU, a product made only of shared-weight ``uvw`` paths
 (``FullyConnectedTensorProduct``) runs on the compiled kernel of
-:mod:`equiscale._kernels.tensor_product`. Otherwise (and without a compiler, or with
+:mod:`equiscale._kernels.tensor_product`, and one made only of weighted ``uvu`` paths with
+per-sample weights (``shared_weights=False``) and second-input multiplicity one (NequIP's
+convolution) on the channelwise kernel of :mod:`equiscale._kernels.message_passing`
+(``uvu_scatter`` with each row its own edge: ``edge_index = (arange(n), arange(n))``). Otherwise (and without a compiler, or with
 ``EQUISCALE_KERNELS=off``) paths whose second input has multiplicity one (``uvu``, and ``uvw``
 with shared weights) run on the chunked kernels of ``_tp_fast`` (any derivative order); every
 other path runs on the autograd reference kernel of ``_tp_generic``.
@@ -17,6 +20,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
 import torch
 
 from equiscale import _kernels
+from equiscale._kernels import message_passing as _mp_kernel
 from equiscale._kernels import tensor_product as _tp_kernel
 from equiscale.o3._irreps import Irreps
 from equiscale.o3._tp_autograd import fast_tensor_product
@@ -239,6 +243,7 @@ class TensorProduct(torch.nn.Module):
                 cg[(ir1.l, ir2.l, iro.l)] * ins.path_weight))
         self._out_blocks = [(mul, ir.dim) for mul, ir in self.irreps_out]
         self._uvw_plan = self._compiled_plan(live, offsets, cg)
+        self._uvu_metadata = self._uvu_kernel_metadata(live, offsets, cg)
         self._cache: Dict = {}  # coefficients cast per (dtype, device); memory only
         self._constants(torch.get_default_dtype(), torch.device("cpu"))
 
@@ -254,6 +259,44 @@ class TensorProduct(torch.nn.Module):
             ls = (self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l, self.irreps_out[ins.i_out].ir.l)
             paths.append((ins.i_in1, ins.i_in2, ins.i_out, offsets[k], cg[ls] * ins.path_weight))
         return _tp_kernel.build_plan(self.irreps_in1, self.irreps_in2, self.irreps_out, paths)
+
+    def _uvu_kernel_metadata(self, live, offsets, cg) -> Optional[tuple]:
+        """``(paths, in_blocks, cg_index, cg_value)`` of the compiled channelwise kernel
+        (layout in ``_kernels/csrc/message_passing.cpp``) when every path is a weighted ``uvu``
+        path with per-sample weights, second-input multiplicity one and l <= 7 (the kernel's
+        limit), and every output block is reached; else None (then the PyTorch kernels run).
+
+        Plain CPU attributes, not buffers: the kernel runs on CPU only, and ``Module.float()``
+        must not round the float64 coefficients. Several paths may share an output block (the
+        kernel sums them); each path's coefficients are its 3j symbol times its ``path_weight``.
+        """
+        if not live or self.shared_weights:
+            return None
+        for _, ins in live:
+            (_, ir1), (m2, ir2), (_, iro) = (self.irreps_in1[ins.i_in1], self.irreps_in2[ins.i_in2],
+                                             self.irreps_out[ins.i_out])
+            if ins.connection_mode != "uvu" or not ins.has_weight or m2 != 1 or max(ir1.l, iro.l) > 7:
+                return None
+        reached = {ins.i_out for _, ins in live}
+        if any(mul_ir.dim > 0 and o not in reached for o, mul_ir in enumerate(self.irreps_out)):
+            return None  # the kernel writes only the blocks its paths reach
+        s1, s2, so = self.irreps_in1.slices(), self.irreps_in2.slices(), self.irreps_out.slices()
+        paths, starts, triples, values = [], [0], [], []
+        for k, ins in live:
+            (m1, ir1), (_, ir2), (_, iro) = (self.irreps_in1[ins.i_in1], self.irreps_in2[ins.i_in2],
+                                             self.irreps_out[ins.i_out])
+            paths.append([s1[ins.i_in1].start, m1, ir1.dim, s2[ins.i_in2].start, ir2.dim,
+                          so[ins.i_out].start, iro.dim, offsets[k]])
+            c = cg[(ir1.l, ir2.l, iro.l)]
+            nonzero = (c.abs() > 1e-14).nonzero()
+            triples.append(nonzero.reshape(-1))
+            values.append(c[tuple(nonzero.t())] * ins.path_weight)
+            starts.append(starts[-1] + nonzero.shape[0])
+        in_blocks = torch.tensor([[s.start, mul, ir.dim] for s, (mul, ir) in zip(s1, self.irreps_in1)],
+                                 dtype=torch.long).reshape(-1, 3)
+        cg_index = torch.cat([torch.tensor(starts, dtype=torch.long)] + triples)
+        return (torch.tensor(paths, dtype=torch.long).reshape(-1, 8), in_blocks, cg_index,
+                torch.cat(values).to(torch.float64))
 
     def _constants(self, dtype: torch.dtype, device: torch.device):
         """(fast kernel constants, generic kernel coefficients) in ``dtype`` on ``device``."""
@@ -330,6 +373,12 @@ class TensorProduct(torch.nn.Module):
         if (self._uvw_plan is not None and x.dtype in (torch.float32, torch.float64)
                 and _kernels.use_kernels(x2d, y2d, w)):
             out = _tp_kernel.tensor_product_uvw(self._uvw_plan, x2d, y2d, w)
+            return out.reshape(batch + (self.irreps_out.dim,))
+        if (self._uvu_metadata is not None and x.dtype in (torch.float32, torch.float64)
+                and _kernels.use_kernels(x2d, y2d, w)):
+            n = x2d.shape[0]  # each row its own edge: source = target = row
+            rows = torch.arange(n, device=x2d.device).expand(2, n)
+            out = _mp_kernel.uvu_scatter(x2d, y2d, w, rows, n, self.irreps_out.dim, self._uvu_metadata)
             return out.reshape(batch + (self.irreps_out.dim,))
         out = None
         fast_c, generic_c = self._constants(x.dtype, x.device)
