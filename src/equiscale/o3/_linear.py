@@ -145,7 +145,7 @@ class Linear(torch.nn.Module):
         return plan
 
     def _make_dense_plan(self) -> None:
-        """Index buffers of the dense path: the ``(in_span, out_span)`` matrix of the live input and
+        """Index tensors of the dense path: the ``(in_span, out_span)`` matrix of the live input and
         output columns is ``zeros.index_add(dst, weight[src] * coef)`` (each ``(mul_in, mul_out)``
         block ``kron``-ed with ``I_{2l+1}``, path weight folded in), applied with one ``addmm``."""
         self._dense = False
@@ -160,7 +160,8 @@ class Linear(torch.nn.Module):
             mi, mo = ins.path_shape
             d = self.irreps_in[ins.i_in].ir.dim
             a, b = in_slices[ins.i_in].start, out_slices[ins.i_out].start
-            u, w, m = torch.meshgrid(torch.arange(mi), torch.arange(mo), torch.arange(d), indexing="ij")
+            u, w, m = torch.meshgrid(torch.arange(mi), torch.arange(mo), torch.arange(d),
+                                     indexing="ij")
             src.append((off + u * mo + w).reshape(-1))
             cols_in.append((a + u * d + m).reshape(-1))
             cols_out.append((b + w * d + m).reshape(-1))
