@@ -56,6 +56,29 @@ def test_train_check_and_resume_through_the_command_line(norms, tmp_path, capsys
     assert "norms: |x| (invariant)" in out and "O(2)" in out
 
 
+def test_resume_keeps_the_runs_settings(norms, tmp_path, capsys):
+    apps = [norms.APPLICATION]
+    run = tmp_path / "run"
+    assert cli.main(["train", "norms", "--out", str(run), "--epochs", "1", "--width", "4", "--quiet"], applications=apps) == 0
+    capsys.readouterr()
+    assert cli.main(["train", "norms", "--out", str(run), "--resume", "--width", "8"], applications=apps) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot resume" in err and "width: 4 -> 8" in err and "only out, epochs" in err
+    assert cli.main(["train", "norms", "--resume"], applications=apps) == 2
+    assert "--resume needs the run directory: pass --out DIR" in capsys.readouterr().err
+
+
+def test_a_run_of_another_kind_is_not_resumed(norms, tmp_path, capsys):
+    import torch
+
+    from equiscale.train import CheckpointHeader
+
+    (tmp_path / "other").mkdir()
+    torch.save({"model": {}, "header": CheckpointHeader("fluid", {"samples": 3}).as_dict()}, tmp_path / "other" / "last.pt")
+    assert cli.main(["train", "norms", "--out", str(tmp_path / "other"), "--resume"], applications=[norms.APPLICATION]) == 2
+    assert "holds a 'fluid' checkpoint, not a 'norms' one" in capsys.readouterr().err
+
+
 def test_a_checkpoint_of_the_new_kind_is_refused_elsewhere(norms, tmp_path, capsys):
     run = tmp_path / "run"
     assert cli.main(["train", "norms", "--out", str(run), "--epochs", "1", "--quiet"], applications=[norms.APPLICATION]) == 0

@@ -178,6 +178,7 @@ def settings_of(command: Command, args: argparse.Namespace) -> Settings:
         values = merge(command.settings, given, config)
         if values.get("resume"):
             saved = command.settings.saved_settings(values.get("out"))
+            command.settings.check_resume(saved, values, values.get("out"))
     return resolve(command.settings, given, config, saved)
 
 

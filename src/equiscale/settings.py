@@ -346,6 +346,10 @@ class TrainingSettings(Settings):
     """
 
     default_epochs: ClassVar[int] = 100
+    #: the checkpoint kind this command writes (``--resume`` refuses a run of another kind)
+    checkpoint_kind: ClassVar[str | None] = None
+    #: settings a resumed run may change; every other saved setting is kept, and a different value is refused
+    resume_may_change: ClassVar[tuple[str, ...]] = ("out", "epochs", "max_time", "clock", "patience", "device")
 
     out: str = setting(None, help="run directory: last.pt, best.pt, history.json", required=True, metavar="DIR")
     epochs: int | None = setting(None, help="maximum epochs", check=positive,
@@ -366,22 +370,44 @@ class TrainingSettings(Settings):
     quiet: bool = setting(False, help="no progress bars (one line per epoch is still printed)", resumed=False)
 
     @classmethod
-    def saved_settings(cls, out: str | os.PathLike | None) -> dict[str, Any]:
-        """The settings stored in the header of ``out/last.pt``, which ``--resume`` continues with.
+    def resume_checkpoint(cls, out: str | os.PathLike) -> str:
+        """The checkpoint whose header holds a run's settings: ``out/last.pt`` (a command that keeps
+        one folder per model overrides this)."""
+        return os.path.join(os.fspath(out), "last.pt")
 
-        A command that keeps its runs elsewhere (one folder per model, say) overrides this.
+    @classmethod
+    def saved_settings(cls, out: str | os.PathLike | None) -> dict[str, Any]:
+        """The settings stored in the header of :meth:`resume_checkpoint`, which ``--resume`` continues with.
 
         Raises:
-            ValueError: no run directory given. FileNotFoundError: no ``last.pt`` there.
+            ValueError: no run directory given, or a checkpoint of another kind.
+            FileNotFoundError: no checkpoint there.
         """
         from equiscale.train import load_checkpoint  # torch: only when resuming
 
         if not out:
             raise ValueError("--resume needs the run directory: pass --out DIR")
-        last = os.path.join(os.fspath(out), "last.pt")
+        last = cls.resume_checkpoint(out)
         if not os.path.isfile(last):
             raise FileNotFoundError(f"--resume: {last} does not exist")
-        return dict(load_checkpoint(last)["header"].get("settings") or {})
+        return dict(load_checkpoint(last, kind=cls.checkpoint_kind)["header"].get("settings") or {})
+
+    @classmethod
+    def check_resume(cls, saved: Mapping[str, Any], requested: Mapping[str, Any], out: Any) -> None:
+        """Refuse, in one line naming them, settings of a resumed run that differ from the saved ones.
+
+        ``requested`` are the values given on the command line or in ``--config``. Settings in
+        :attr:`resume_may_change`, and those declared ``resumed=False``, may differ.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        changed = [name for name, value in requested.items()
+                   if name in fields and name in saved and _meta(fields[name])["resumed"]
+                   and name not in cls.resume_may_change and value != saved[name]]
+        if changed:
+            pairs = ", ".join(f"{name}: {saved[name]!r} -> {requested[name]!r}" for name in changed)
+            allowed = ", ".join(n for n in cls.resume_may_change if n in fields)
+            raise ValueError(f"cannot resume {out} with different settings ({pairs}): only {allowed} may change "
+                             f"on resume; start a new run in another --out to change the others")
 
     @property
     def max_epochs(self) -> int | None:

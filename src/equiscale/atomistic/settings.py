@@ -63,6 +63,7 @@ class TrainSettings(TrainingSettings):
     """
 
     default_epochs: ClassVar[int] = 100
+    checkpoint_kind: ClassVar[str | None] = "potential"
 
     data: str | None = setting(None, help="training structures with energies and/or forces (any file ASE reads); "
                                "required here or in --config", metavar="FILE", default_text="none")
@@ -90,7 +91,7 @@ class TrainSettings(TrainingSettings):
     dtype: str = setting("float32", help="precision of training", choices=DTYPES)
     device: str = setting("auto", help="where to train (auto: cuda if available)", choices=("auto", "cpu", "cuda"))
     progress: bool = setting(True, help="print progress bars and one line per epoch (--no-progress: nothing "
-                             "until the end)")
+                             "until the end)", resumed=False)
     lmax: int = setting(2, help="highest degree of the features and bond spherical harmonics", check=non_negative)
     channels: int = setting(32, help="multiplicity of every irrep of the hidden features", check=positive)
     layers: int = setting(2, help="interaction layers", check=positive)

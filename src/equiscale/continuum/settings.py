@@ -44,6 +44,7 @@ class TrainFluid(TrainingSettings):
     """
 
     default_epochs: ClassVar[int] = 1000
+    checkpoint_kind: ClassVar[str | None] = "fluid"
 
     data: str | None = setting(None, help="fluid .npz (see `equiscale data fluid`); required here or in --config",
                                metavar="FILE.npz", default_text="none")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from equiscale.settings import TrainingSettings, positive, setting
 
@@ -34,31 +34,26 @@ class _FieldTraining(TrainingSettings):
     clock: str = setting("process", help="measure --max-time as this process's CPU time (fair on a shared machine) "
                          "or as wall-clock time", choices=("process", "wall"))
     seed: int = setting(0, help="random seed of data splits, weights and checks")
-    threads: int | None = setting(1, help="torch CPU threads; these small models run best on one", check=positive)
+    threads: int | None = setting(1, help="torch CPU threads; these small models run best on one", check=positive,
+                                  resumed=False)
     resume: bool = setting(False, help="continue the interrupted runs in --out with their saved settings (a new "
-                           "--max-time or --epochs may be given; other changes are refused)")
+                           "--max-time or --epochs may be given; other changes are refused)", resumed=False)
     quick: bool = setting(False, help="tiny models and budgets, the same code paths (seconds)")
     figures: bool = setting(True, help="write the PNG figures beside report.md", resumed=False)
 
     @classmethod
-    def saved_settings(cls, out: str | Path) -> dict[str, Any]:
-        """The settings the runs in ``out`` were started with, for ``--resume``.
-
-        The models' runs live in ``out/<model>/``; every checkpoint's header holds the command's
-        settings, so they are read from ``out/steerable/last.pt`` (every demonstration trains a
-        model named "steerable"). Raises FileNotFoundError when there is no run to continue.
-        """
-        from equiscale.train import load_checkpoint
-
-        last = Path(out) / "steerable" / "last.pt"
-        if not last.is_file():
-            raise FileNotFoundError(f"--resume: {last} does not exist (no runs to continue in {out})")
-        return dict(load_checkpoint(last)["header"].get("settings") or {})
+    def resume_checkpoint(cls, out: str | Path) -> str:
+        """The models' runs live in ``out/<model>/``; every checkpoint's header holds the command's
+        settings, so ``--resume`` reads them from ``out/steerable/last.pt`` (every demonstration
+        trains a model named "steerable")."""
+        return str(Path(out) / "steerable" / "last.pt")
 
 
 @dataclass
 class TrainVelocity(_FieldTraining):
     """``equiscale train velocity``: C(8)-steerable CNN vs C(4) G-CNN vs CNN on 2D velocity, report and figures."""
+
+    checkpoint_kind: ClassVar[str | None] = "velocity"
 
     data: str = setting(None, help="fluid data: vorticity [N, T + 1, R, R] (see `equiscale data fluid`); the last "
                         "N/6 trajectories are held out for the test", required=True, metavar="FILE.npz")
@@ -67,6 +62,8 @@ class TrainVelocity(_FieldTraining):
 @dataclass
 class TrainEfield(_FieldTraining):
     """``equiscale train efield``: SO(3)-steerable CNN vs plain 3D CNNs on charge density -> electric field."""
+
+    checkpoint_kind: ClassVar[str | None] = "efield"
 
     samples: int | None = setting(None, help="charge densities generated (80% training, 10% validation, 10% test)",
                                   check=positive, default_text="512; --quick 12")

@@ -91,6 +91,7 @@ class TrainHamiltonian(TrainingSettings):
     """
 
     default_epochs: ClassVar[int] = 200
+    checkpoint_kind: ClassVar[str | None] = "hamiltonian"
 
     data: str | None = setting(None, help="DFT dataset directory (`equiscale data dft`); required here or in --config",
                                metavar="DIR", default_text="none")
