@@ -71,6 +71,13 @@ def setup_distributed(device: str = "auto") -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cuda", local) if use_cuda else torch.device("cpu")
 
 
+def collective_device() -> torch.device:
+    """Where a tensor must live for a collective of this process group: the GPU under nccl, else the CPU."""
+    if is_distributed() and torch.distributed.get_backend() == "nccl":  # nccl reduces GPU tensors only
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def wrap_ddp(model: nn.Module, device: torch.device | str, **options: Any) -> nn.Module:
     """``DistributedDataParallel(model)`` in a process group of several processes, else ``model``.
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from equiscale.train.distributed import is_distributed
+from equiscale.train.distributed import collective_device, is_distributed
 
 __all__ = ["to_device", "batch_size", "Meter"]
 
@@ -55,9 +55,7 @@ class Meter:
         keys = sorted(self.sums)
         totals = [self.sums[k] for k in keys] + [float(self.count)]
         if is_distributed():
-            on_gpu = torch.distributed.get_backend() == "nccl"  # nccl reduces GPU tensors only
-            tensor = torch.tensor(totals, dtype=torch.float64,
-                                  device=torch.device("cuda", torch.cuda.current_device()) if on_gpu else "cpu")
+            tensor = torch.tensor(totals, dtype=torch.float64, device=collective_device())
             torch.distributed.all_reduce(tensor)
             totals = tensor.tolist()
         count = max(totals[-1], 1.0)

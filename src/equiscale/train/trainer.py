@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from equiscale.train.checkpoint import CheckpointHeader, load_checkpoint, save_checkpoint
-from equiscale.train.distributed import is_distributed, unwrap
+from equiscale.train.distributed import collective_device, is_distributed, unwrap
 from equiscale.train.ema import WeightAverage
 from equiscale.train.metrics import Meter, batch_size, to_device
 from equiscale.train.progress import progress_bar, write_line
@@ -288,7 +288,7 @@ class Trainer:
             return False
         elapsed = self.elapsed
         if is_distributed():
-            shared = torch.tensor([elapsed], dtype=torch.float64)
+            shared = torch.tensor([elapsed], dtype=torch.float64, device=collective_device())
             torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.MAX)
             elapsed = float(shared)
         return elapsed >= self.config.max_time
