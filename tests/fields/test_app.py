@@ -52,6 +52,14 @@ def test_figures_are_written_by_default_and_skipped_on_request(efield_run, tmp_p
     assert not list(out.glob("*.png")) and "![" not in (out / "report.md").read_text()
 
 
+def test_a_budget_without_epochs_trains_until_the_budget(efield_run):
+    """--quick alone stops after the preset's 2 epochs; --max-time without --epochs trains until the budget."""
+    import json
+
+    rows = json.loads((efield_run / "metrics.json").read_text())["rows"]
+    assert all(row["epochs"] > 2 for row in rows), [row["epochs"] for row in rows]
+
+
 def test_field_checkpoints_carry_the_header(efield_run):
     for name in ("steerable", "cnn", "cnn-wide"):
         for file in ("best.pt", "last.pt"):

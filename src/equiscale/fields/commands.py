@@ -22,9 +22,10 @@ __all__ = ["train_velocity", "train_efield"]
 
 
 def _overrides(settings: TrainVelocity | TrainEfield) -> dict[str, Any]:
-    """The preset's fields that the command's settings replace (an unset budget or epoch limit keeps the preset's)."""
+    """The preset's fields that the command's settings replace: a budget given without --epochs trains
+    until the budget (no epoch limit); with neither, the preset's limits stay."""
     changes: dict[str, Any] = {"clock": settings.clock, "ema_decay": settings.ema_decay}
-    if settings.epochs is not None:
+    if settings.epochs is not None or settings.max_time is not None:
         changes["epochs"] = settings.epochs
     return changes
 

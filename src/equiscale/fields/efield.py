@@ -46,7 +46,7 @@ class EfieldSettings:
     resolution: int = 16
     box_size: float = 1.0
     max_time: float = 60.0
-    epochs: int = 1_000_000
+    epochs: int | None = 1_000_000  # None: until max_time
     multiplicities: tuple[int, int, int] = (4, 4, 2)  # SO(3) scalars, vectors, l=2 fields
     blocks: int = 1
     kernel_size: int = 5

@@ -47,7 +47,7 @@ class VelocitySettings:
     """Sizes and budgets of the velocity demo (``max_time``: seconds per model on ``clock``)."""
 
     max_time: float = 60.0
-    epochs: int = 1_000_000
+    epochs: int | None = 1_000_000  # None: until max_time
     group: str = "C8"
     width: int = 4  # C(8) regular fields; the G-CNN and the CNN get about the same parameter count
     blocks: int = 2
