@@ -477,7 +477,7 @@ def train_equiscale(args: argparse.Namespace) -> dict:
                              num_radial_basis=SIZES["num_bessel"], radial_hidden=SIZES["radial_hidden"])
     summary = train_potential(settings, resume=(out / "run" / "last.pt").is_file())
     metrics = evaluate_potential(out / "run" / "last.pt", args.test, batch_size=4)
-    return _result(out, force_mae=metrics["force_mae"], energy_mae=metrics["energy_mae"], steps=summary["steps"],
+    return _result(out, force_mae=metrics["force_mae"], energy_mae=metrics["energy_mae_per_atom"], steps=summary["steps"],
                    seconds=summary["train_time"], epochs=summary["epochs"])
 
 
