@@ -119,6 +119,11 @@ def test_missing_optional_package_names_the_extra(monkeypatch, capsys):
     assert "pip install 'equiscale[plot]'" in _one_line_error(capsys, ["check", "x"])
 
 
+def test_an_applications_missing_package_names_its_extra(monkeypatch, capsys):
+    _with_run(monkeypatch, ModuleNotFoundError("No module named 'pyscf'", name="pyscf"))
+    assert "pip install 'equiscale[quantum]'" in _one_line_error(capsys, ["check", "x"])  # declared by quantum/app.py
+
+
 def test_ctrl_c_exits_130(monkeypatch, capsys):
     _with_run(monkeypatch, KeyboardInterrupt())
     assert cli.main(["check", "x"]) == 130

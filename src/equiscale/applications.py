@@ -106,6 +106,7 @@ class Application:
     commands: tuple[Command, ...] = ()
     checkpoints: tuple[CheckpointKind, ...] = ()
     demo: DemoSection | None = None
+    extras: tuple[tuple[str, str], ...] = ()  # (optional module, the extra that installs it), for error messages
 
 
 def discover(extra: Sequence[Application] = ()) -> list[Application]:

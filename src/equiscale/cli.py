@@ -25,9 +25,9 @@ from equiscale.settings import Settings, TrainingSettings, add_arguments, merge,
 
 __all__ = ["main", "build_parser", "describe_error", "CheckSettings", "DemoSettings"]
 
-# Optional dependencies and the extra that installs each (named in the error when one is missing).
-EXTRAS = {"ase": "atoms", "vesin": "atoms", "matplotlib": "plot", "mkdocs": "docs", "mkdocstrings": "docs",
-          "pyscf": "quantum", "dask": "quantum", "distributed": "quantum"}
+# The core's optional dependencies and the extra that installs each (named in the error when one is
+# missing); applications declare theirs (Application.extras).
+CORE_EXTRAS = {"matplotlib": "plot", "mkdocs": "docs", "mkdocstrings": "docs"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -182,11 +182,16 @@ def settings_of(command: Command, args: argparse.Namespace) -> Settings:
     return resolve(command.settings, given, config, saved)
 
 
-def describe_error(error: BaseException) -> str:
-    """A one-line description of an error a user can fix."""
+def _extras(applications: Sequence[Application] | None) -> dict[str, str]:
+    declared = [pair for a in (applications or ()) for pair in a.extras]
+    return {**CORE_EXTRAS, **dict(declared)}
+
+
+def describe_error(error: BaseException, applications: Sequence[Application] | None = None) -> str:
+    """A one-line description of an error a user can fix (a missing module names its extra)."""
     if isinstance(error, ModuleNotFoundError):
         root = (error.name or "").split(".")[0]
-        extra = EXTRAS.get(root)
+        extra = _extras(applications).get(root)
         hint = f"pip install 'equiscale[{extra}]'" if extra else f"pip install {root}"
         return f"this needs the optional package {root}: {hint}"
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
@@ -209,8 +214,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _is_missing_extra(error: BaseException) -> bool:
-    return isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in EXTRAS
+def _is_missing_extra(error: BaseException, applications: Sequence[Application] | None) -> bool:
+    return isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in _extras(applications)
 
 
 def _quiet_broken_pipe() -> int:
@@ -237,6 +242,7 @@ def main(argv: Sequence[str] | None = None, applications: Sequence[Application] 
     ``applications`` replaces the installed ones (for tests and embedding). A run function may
     take the keyword arguments ``debug`` (``--debug`` was given) and ``applications``.
     """
+    applications = discover() if applications is None else list(applications)
     parser = build_parser(applications)
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
@@ -257,9 +263,9 @@ def main(argv: Sequence[str] | None = None, applications: Sequence[Application] 
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except Exception as error:  # noqa: BLE001 - sorted below: user errors get one line, bugs a traceback
-        if debug or not (isinstance(error, _user_errors()) or _is_missing_extra(error)):
+        if debug or not (isinstance(error, _user_errors()) or _is_missing_extra(error, applications)):
             raise
-        print(f"{name}: error: {describe_error(error)}", file=sys.stderr)
+        print(f"{name}: error: {describe_error(error, applications)}", file=sys.stderr)
         return 2
 
 

@@ -49,4 +49,5 @@ APPLICATION = Application(
     checkpoints=(CheckpointKind("potential", checks="equiscale.atomistic.checks:potential_checks",
                                 describe="an interatomic potential (`equiscale train potential`)"),),
     demo=DemoSection("atomistic", "equiscale.atomistic.demo:section_atomistic", order=20),
+    extras=(("ase", "atoms"), ("vesin", "atoms")),
 )

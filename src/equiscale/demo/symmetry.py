@@ -128,12 +128,11 @@ def section_symmetry(ctx: DemoContext) -> SectionResult:
             "### Symmetry core", markdown_table(core)]
     if trained:
         text += ["### Trained models",
-                 "Fluid models under random 90-degree rotations of random smooth vorticity (one step); the potential "
-                 "under random rotations and reflections, translations and permutations of a rattled 32-atom crystal "
-                 "(`equiscale check CHECKPOINT` measures any checkpoint the same way).",
+                 "Each model under the group its application builds it for (the group column), on the probe inputs "
+                 "of its checks; `equiscale check CHECKPOINT` measures any checkpoint the same way.",
                  markdown_table(trained)]
     else:
-        text.append("No trained model was registered (the continuum and atomistic sections did not run).")
+        text.append("No trained model was registered (no section that trains one ran).")
     summary = [SummaryRow("symmetry", f"symmetry core ({len(core)} checks)",
                           f"worst {max(r.float64 for r in core):.1e} (float64), {max(r.float32 for r in core):.1e} (float32)")]
     summary += _model_rows(trained)

@@ -52,4 +52,5 @@ APPLICATION = Application(
     checkpoints=(CheckpointKind("hamiltonian", checks="equiscale.quantum.checks:hamiltonian_checks",
                                 describe="a Hamiltonian model (`equiscale train hamiltonian`)"),),
     demo=DemoSection("quantum", "equiscale.quantum.demo:section_quantum", order=40),
+    extras=(("pyscf", "quantum"), ("dask", "quantum"), ("distributed", "quantum")),
 )
