@@ -151,8 +151,9 @@ def _read(path: Path, map_location: Any) -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as error:  # noqa: BLE001 - one clear message for any damaged file
+        first = str(error).split(". ")[0].splitlines()[0] if str(error) else ""  # torch appends advice paragraphs
         raise ValueError(f"{path} cannot be read: the file is truncated or damaged "
-                         f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from error
+                         f"({type(error).__name__}: {first})") from error
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str | None = None, map_location: Any = "cpu",
