@@ -21,7 +21,7 @@ import torch
 if TYPE_CHECKING:
     from equiscale.applications import Application
 
-__all__ = ["EquivarianceCheck", "CheckOptions", "CheckResult", "checkpoint_file", "checkpoint_kind",
+__all__ = ["EquivarianceCheck", "CheckOptions", "CheckResult", "checkpoint_file", "checkpoint_kind", "expect_kind",
            "checkpoint_checks", "measure_checks", "format_table", "markdown_table"]
 
 
@@ -84,6 +84,24 @@ def _load(path: str | os.PathLike) -> tuple[Path, dict[str, Any], str]:
     file = checkpoint_file(path)
     state = load_checkpoint(file)
     return file, state, str(state["header"]["kind"])
+
+
+def expect_kind(path: str | os.PathLike, kind: str, applications: Sequence[Application] | None = None) -> Path:
+    """The checkpoint file of ``path`` (a run directory gives its best.pt), which must be of ``kind``.
+
+    Raises:
+        ValueError: a checkpoint of another kind; the message names the command that evaluates
+            that kind when an application (of ``applications``, default the installed ones) has one.
+    """
+    from equiscale.applications import discover
+
+    file, _, found = _load(path)
+    if found != kind:
+        applications = discover() if applications is None else applications
+        evaluates = any(c.verb == "evaluate" and c.task == found for a in applications for c in a.commands)
+        hint = f": use `equiscale evaluate {found}`" if evaluates else ""
+        raise ValueError(f"{file} holds a {found!r} checkpoint, not a {kind!r} one{hint}")
+    return file
 
 
 def checkpoint_kind(path: str | os.PathLike) -> str:

@@ -47,19 +47,10 @@ def train_potential(settings: TrainSettings) -> int:
 
 
 def _potential_file(path: str, applications: Sequence[Application] | None = None) -> str:
-    """The checkpoint of ``path`` (a run directory gives its best.pt); ValueError naming the command
-    (of ``applications``, default the installed ones) that evaluates a checkpoint of another kind."""
-    from equiscale.applications import discover
-    from equiscale.check import checkpoint_file, checkpoint_kind
+    """The potential checkpoint of ``path`` (:func:`equiscale.check.expect_kind`)."""
+    from equiscale.check import expect_kind
 
-    file = checkpoint_file(path)
-    kind = checkpoint_kind(file)
-    if kind != "potential":
-        applications = discover() if applications is None else applications
-        evaluates = any(c.verb == "evaluate" and c.task == kind for a in applications for c in a.commands)
-        hint = f": use `equiscale evaluate {kind}`" if evaluates else ""
-        raise ValueError(f"{file} holds a {kind!r} checkpoint, not a 'potential' one{hint}")
-    return str(file)
+    return str(expect_kind(path, "potential", applications))
 
 
 def evaluate_potential(settings: EvaluatePotential, applications: Sequence[Application] | None = None) -> int:
