@@ -7,10 +7,10 @@ Cases (float32, E edges, once per thread count of --threads, default 1 and 2):
 Forward and forward+backward (gradients for x, y and the weights) are timed interleaved with
 e3nn, median of --repeats; the floor is the dense Clebsch-Gordan arithmetic at the matmul peak
 measured in the same process, and GB/s counts the unavoidable traffic (x, y, out; plus grad, gx,
-gy in the backward). On CPU, (a) runs equiscale's compiled kernel (EQUISCALE_KERNELS=off: the
-PyTorch fallback). Peak memory is the growth of the peak resident set (VmHWM, reset
-just before) of a fresh subprocess running one forward+backward (torch keeps no CPU allocator
-statistics).
+gy in the backward). On CPU, (a) runs equiscale's compiled uvw kernel and (b) the compiled
+channelwise kernel uvu_scatter (EQUISCALE_KERNELS=off: the PyTorch fallback). Peak memory is the
+growth of the peak resident set (VmHWM, reset just before) of a fresh subprocess running one
+forward+backward (torch keeps no CPU allocator statistics).
 
     python benchmarks/tensor_product.py [--edges 20000] [--threads 1 2] [--repeats 7] [--compile]
 """

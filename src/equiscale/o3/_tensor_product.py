@@ -7,10 +7,11 @@ and loads e3nn state dicts. On CPU, a product made only of shared-weight ``uvw``
 :mod:`equiscale._kernels.tensor_product`, and one made only of weighted ``uvu`` paths with
 per-sample weights (``shared_weights=False``) and second-input multiplicity one (NequIP's
 convolution) on the channelwise kernel of :mod:`equiscale._kernels.message_passing`
-(``uvu_scatter`` with each row its own edge: ``edge_index = (arange(n), arange(n))``). Otherwise (and without a compiler, or with
-``EQUISCALE_KERNELS=off``) paths whose second input has multiplicity one (``uvu``, and ``uvw``
-with shared weights) run on the chunked kernels of ``_tp_fast`` (any derivative order); every
-other path runs on the autograd reference kernel of ``_tp_generic``.
+(``uvu_scatter`` with each row its own edge, ``edge_index = (arange(n), arange(n))``).
+Otherwise (and without a compiler, or with ``EQUISCALE_KERNELS=off``) paths whose second input
+has multiplicity one (``uvu``, and ``uvw`` with shared weights) run on the chunked kernels of
+``_tp_fast`` (any derivative order); every other path runs on the autograd reference kernel of
+``_tp_generic``.
 """
 from __future__ import annotations
 
