@@ -14,7 +14,7 @@ PAGES = ["index.html", "concepts/index.html", "cli/index.html", "demo/index.html
          "tutorials/atomistic/index.html", "tutorials/o3/index.html", "tutorials/grids/index.html",
          "api/groups/index.html", "api/o3/index.html", "api/nn/index.html", "api/testing/index.html",
          "api/continuum/index.html", "api/atomistic/index.html", "api/train/index.html", "api/demo/index.html",
-         "api/fields/index.html", "api/engine/index.html", "architecture/index.html"]
+         "api/fields/index.html", "api/engine/index.html", "architecture/index.html", "api/quantum/index.html"]
 
 
 def _python_blocks(path: Path) -> list[str]:

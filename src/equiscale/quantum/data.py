@@ -239,9 +239,9 @@ class DFTDataset:
     :meth:`irreps` gives a frame's AO irreps.
 
     Raises:
-        FileNotFoundError / ValueError: one line for a missing directory, manifest or shard, a
-        manifest of another format, a truncated shard, or a shard whose orbital count does not
-        match the manifest's shells.
+        FileNotFoundError: a missing directory, manifest or shard (one line).
+        ValueError: a manifest of another format, a truncated shard, or a shard whose orbital
+            count does not match the manifest's shells (one line).
     """
 
     def __init__(self, path: str | os.PathLike, torch: bool = False, cache_shards: int = 2) -> None:
