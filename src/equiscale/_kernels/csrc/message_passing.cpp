@@ -20,6 +20,14 @@
 // gradient of each source row locally and writing the per-edge gradients of Y and w directly.
 // Both groupings come from an O(E + N) counting sort done in every call.
 //
+// The channel-last copies: the backward reads each source row only while walking that source's
+// edges, so it transposes the row there, once per node. Rows read through the other end of an
+// edge (x[source] in the forward, the cotangent g[target] in the backward) are read once per
+// edge, so they are transposed once into a fresh array first -- unless no node is the other end
+// of two edges (o3.TensorProduct's rows, edge_index = (arange(n), arange(n))), where that copy
+// would be a whole extra pass over the largest array: then each row is transposed when its edge
+// is reached, into a thread-local buffer.
+//
 // Metadata (built once per layer in Python, equiscale.nn.points.fused):
 //   paths     int64 (P, 8): in_offset, mul, d1, sh_offset, d2, mid_offset, d3, w_offset
 //   in_blocks int64 (B, 3): offset, mul, d of every input block (for the layout transposes)
@@ -141,6 +149,20 @@ at::Tensor transposed(const at::Tensor& rows, const std::vector<Path>& blocks) {
     for (int64_t i = begin; i < end; ++i) to_channel_last(src + i * dim, dst + i * dim, blocks);
   });
   return out;
+}
+
+// True when no node is the key (source or target) of two edges: each row read through the key is
+// then read once, and transposing it inside the edge loop costs no more than a copy beforehand.
+bool each_once(const int64_t* key, int64_t num_edges, int64_t num_nodes) {
+  if (num_edges > num_nodes) return false;
+  std::vector<uint8_t> seen(num_nodes, 0);
+  for (int64_t e = 0; e < num_edges; ++e) {
+    const int64_t n = key[e];
+    TORCH_CHECK(n >= 0 && n < num_nodes, "edge_index holds node ", n, ", outside 0..", num_nodes - 1);
+    if (seen[n]) return false;
+    seen[n] = 1;
+  }
+  return true;
 }
 
 struct Inputs {
@@ -320,7 +342,7 @@ inline __attribute__((always_inline)) void path_backward(const scalar_t* __restr
 // pass the gradients each term asks for (the double backward uses three terms, see the op).
 template <typename scalar_t>
 struct Term {
-  const scalar_t* X;  // channel-last node features
+  const scalar_t* X;  // node features: mul_ir in the backward and where x_rows, else a channel-last copy
   const scalar_t* Y;
   const scalar_t* W;
   bool need_x, need_y, need_w;
@@ -336,7 +358,9 @@ struct Args {
   const int64_t* other;             // the other end of each edge: source (forward) or target (backward)
   Term<scalar_t> terms[3];
   int num_terms;
-  const scalar_t* G;                // channel-last output cotangent (backward)
+  const scalar_t* G;                // output cotangent (backward): channel-last, or mul_ir if g_rows
+  bool x_rows;                      // forward: X given in mul_ir, transposed per edge inside the loop
+  bool g_rows;                      // G given in mul_ir, transposed per edge inside the loop
   scalar_t* out;                    // forward output or gradient of x
   scalar_t* GY;
   scalar_t* GW;
@@ -347,6 +371,7 @@ template <typename scalar_t>
 inline __attribute__((always_inline)) void forward_rows(const Args<scalar_t>& A, int64_t begin, int64_t end) {
   const Plan<scalar_t>& plan = *A.plan;
   std::vector<scalar_t> acc(A.dim_out);
+  std::vector<scalar_t> xrow(A.x_rows ? A.dim_in : 0);
   for (int64_t n = begin; n < end; ++n) {
     std::fill(acc.begin(), acc.end(), scalar_t(0));
     for (int64_t j = A.offsets[n]; j < A.offsets[n + 1]; ++j) {
@@ -354,6 +379,10 @@ inline __attribute__((always_inline)) void forward_rows(const Args<scalar_t>& A,
       for (int t = 0; t < A.num_terms; ++t) {
         const Term<scalar_t>& T = A.terms[t];
         const scalar_t* x = T.X + A.other[e] * A.dim_in;
+        if (A.x_rows) {
+          to_channel_last(x, xrow.data(), *A.blocks);
+          x = xrow.data();
+        }
         const scalar_t* y = T.Y + e * A.dim_sh;
         const scalar_t* w = T.W + e * A.dim_w;
         for (size_t k = 0; k < plan.paths.size(); ++k) {
@@ -377,15 +406,26 @@ inline __attribute__((always_inline)) void backward_rows(const Args<scalar_t>& A
   bool any_x = false;
   for (int t = 0; t < A.num_terms; ++t) any_x = any_x || A.terms[t].need_x;
   std::vector<scalar_t> acc(A.dim_in);
+  std::vector<scalar_t> xrows(A.num_terms * A.dim_in);  // this source's row of every term's X, channel-last
+  std::vector<scalar_t> grow(A.g_rows ? A.dim_out : 0);
   for (int64_t n = begin; n < end; ++n) {
+    if (A.offsets[n] == A.offsets[n + 1]) {  // no edges: a zero gradient
+      if (any_x) std::fill(A.out + n * A.dim_in, A.out + (n + 1) * A.dim_in, scalar_t(0));
+      continue;
+    }
     if (any_x) std::fill(acc.begin(), acc.end(), scalar_t(0));
+    for (int t = 0; t < A.num_terms; ++t) to_channel_last(A.terms[t].X + n * A.dim_in, xrows.data() + t * A.dim_in, *A.blocks);
     for (int64_t j = A.offsets[n]; j < A.offsets[n + 1]; ++j) {
       const int64_t e = A.order[j];
       const scalar_t* g = A.G + A.other[e] * A.dim_out;
+      if (A.g_rows) {
+        to_channel_last(g, grow.data(), *A.mids);
+        g = grow.data();
+      }
       for (int t = 0; t < A.num_terms; ++t) {
         const Term<scalar_t>& T = A.terms[t];
         const bool need_x = T.need_x, need_y = T.need_y, need_w = T.need_w;
-        const scalar_t* x = T.X + n * A.dim_in;
+        const scalar_t* x = xrows.data() + t * A.dim_in;
         const scalar_t* y = T.Y + e * A.dim_sh;
         const scalar_t* w = T.W + e * A.dim_w;
         for (size_t k = 0; k < plan.paths.size(); ++k) {
@@ -439,9 +479,11 @@ void forward_pass(const Inputs& in, const Plan<scalar_t>& plan, const std::vecto
   A.plan = &plan, A.blocks = &blocks, A.mids = &mids, A.offsets = offsets.data(), A.order = order.data();
   A.other = in.source.data_ptr<int64_t>(), A.out = out.data_ptr<scalar_t>();
   A.dim_in = in.x.size(1), A.dim_sh = in.y.size(1), A.dim_w = in.w.size(1), A.dim_out = out.size(1);
+  A.x_rows = each_once(in.source.data_ptr<int64_t>(), in.num_edges, in.num_nodes);
   for (const auto& term : terms) {
-    keep.push_back(transposed<scalar_t>(term[0], blocks));
-    A.terms[A.num_terms++] = Term<scalar_t>{keep.back().data_ptr<scalar_t>(), term[1].data_ptr<scalar_t>(),
+    if (!A.x_rows) keep.push_back(transposed<scalar_t>(term[0], blocks));
+    const scalar_t* X = A.x_rows ? term[0].data_ptr<scalar_t>() : keep.back().data_ptr<scalar_t>();
+    A.terms[A.num_terms++] = Term<scalar_t>{X, term[1].data_ptr<scalar_t>(),
                                             term[2].data_ptr<scalar_t>(), false, false, false};
   }
   Rows<scalar_t> rows = has_avx2() ? forward_avx2<scalar_t> : forward_base<scalar_t>;
@@ -456,9 +498,9 @@ void backward_pass(const Inputs& in, const at::Tensor& grad_out, const Plan<scal
   std::vector<int64_t> offsets, order;
   group_edges(in.source.data_ptr<int64_t>(), in.num_edges, in.num_nodes, offsets, order);
   const std::vector<Path> mids = output_blocks(plan.paths);
-  at::Tensor gt = transposed<scalar_t>(grad_out, mids);
-  std::vector<at::Tensor> keep;
   Args<scalar_t> A{};
+  A.g_rows = each_once(in.target.data_ptr<int64_t>(), in.num_edges, in.num_nodes);
+  at::Tensor gt = A.g_rows ? grad_out : transposed<scalar_t>(grad_out, mids);
   A.plan = &plan, A.blocks = &blocks, A.mids = &mids, A.offsets = offsets.data(), A.order = order.data();
   A.other = in.target.data_ptr<int64_t>(), A.G = gt.data_ptr<scalar_t>();
   A.out = gx.numel() ? gx.data_ptr<scalar_t>() : nullptr;
@@ -467,8 +509,7 @@ void backward_pass(const Inputs& in, const at::Tensor& grad_out, const Plan<scal
   A.dim_in = in.x.size(1), A.dim_sh = in.y.size(1), A.dim_w = in.w.size(1), A.dim_out = grad_out.size(1);
   for (size_t t = 0; t < terms.size(); ++t) {
     if (!(needs[t][0] || needs[t][1] || needs[t][2])) continue;
-    keep.push_back(transposed<scalar_t>(terms[t][0], blocks));
-    A.terms[A.num_terms++] = Term<scalar_t>{keep.back().data_ptr<scalar_t>(), terms[t][1].data_ptr<scalar_t>(),
+    A.terms[A.num_terms++] = Term<scalar_t>{terms[t][0].data_ptr<scalar_t>(), terms[t][1].data_ptr<scalar_t>(),
                                             terms[t][2].data_ptr<scalar_t>(), needs[t][0], needs[t][1], needs[t][2]};
   }
   if (A.num_terms == 0) return;
