@@ -242,6 +242,7 @@ def main(argv: Sequence[str] | None = None, applications: Sequence[Application] 
     ``applications`` replaces the installed ones (for tests and embedding). A run function may
     take the keyword arguments ``debug`` (``--debug`` was given) and ``applications``.
     """
+    given = applications
     applications = discover() if applications is None else list(applications)
     parser = build_parser(applications)
     args = parser.parse_args(argv)
@@ -252,7 +253,7 @@ def main(argv: Sequence[str] | None = None, applications: Sequence[Application] 
         settings = settings_of(command, args)
         _set_threads(settings)
         run = load_function(command.run)
-        context = {"debug": debug, "applications": applications}  # given to run functions that ask for them
+        context = {"debug": debug, "applications": given}  # given to run functions that ask for them
         accepted = inspect.signature(run).parameters
         status = run(settings, **{k: v for k, v in context.items() if k in accepted and v is not None})
         sys.stdout.flush()

@@ -406,8 +406,8 @@ class TrainingSettings(Settings):
         if changed:
             pairs = ", ".join(f"{name}: {saved[name]!r} -> {requested[name]!r}" for name in changed)
             allowed = ", ".join(n for n in cls.resume_may_change if n in fields)
-            raise ValueError(f"cannot resume {out} with different settings ({pairs}): only {allowed} may change "
-                             f"on resume; start a new run in another --out to change the others")
+            raise ValueError(f"cannot resume {out} with different settings: {pairs}; only {allowed} may change "
+                             f"on resume (start a new run in another --out to change the others)")
 
     @property
     def max_epochs(self) -> int | None:

@@ -23,6 +23,7 @@ import torch
 from equiscale import _kernels
 from equiscale._kernels import message_passing as _mp_kernel
 from equiscale._kernels import tensor_product as _tp_kernel
+from equiscale.o3._tp_compiled import uvu_metadata, uvw_plan
 from equiscale.o3._irreps import Irreps
 from equiscale.o3._tp_autograd import fast_tensor_product
 from equiscale.o3._tp_compat import e3nn_constants
@@ -243,61 +244,14 @@ class TensorProduct(torch.nn.Module):
                 (offsets[k], ins.path_shape) if ins.has_weight else None,
                 cg[(ir1.l, ir2.l, iro.l)] * ins.path_weight))
         self._out_blocks = [(mul, ir.dim) for mul, ir in self.irreps_out]
-        self._uvw_plan = self._compiled_plan(live, offsets, cg)
-        self._uvu_metadata = self._uvu_kernel_metadata(live, offsets, cg)
+        paths = [(k, ins.i_in1, ins.i_in2, ins.i_out, ins.connection_mode, ins.has_weight, ins.path_weight)
+                 for k, ins in live]
+        self._uvw_plan = uvw_plan(self.irreps_in1, self.irreps_in2, self.irreps_out, paths, offsets, cg,
+                                  self.shared_weights)
+        self._uvu_metadata = uvu_metadata(self.irreps_in1, self.irreps_in2, self.irreps_out, paths, offsets, cg,
+                                          self.shared_weights)
         self._cache: Dict = {}  # coefficients cast per (dtype, device); memory only
         self._constants(torch.get_default_dtype(), torch.device("cpu"))
-
-    def _compiled_plan(self, live, offsets, cg) -> Optional[_tp_kernel.UvwPlan]:
-        """Plan of the compiled kernel when every path is a shared-weight ``uvw`` path
-        (``FullyConnectedTensorProduct``), else None (then the PyTorch kernels run)."""
-        if not live or not self.shared_weights:
-            return None
-        if any(ins.connection_mode != "uvw" or not ins.has_weight for _, ins in live):
-            return None
-        paths = []
-        for k, ins in live:
-            ls = (self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l, self.irreps_out[ins.i_out].ir.l)
-            paths.append((ins.i_in1, ins.i_in2, ins.i_out, offsets[k], cg[ls] * ins.path_weight))
-        return _tp_kernel.build_plan(self.irreps_in1, self.irreps_in2, self.irreps_out, paths)
-
-    def _uvu_kernel_metadata(self, live, offsets, cg) -> Optional[tuple]:
-        """``(paths, in_blocks, cg_index, cg_value)`` of the compiled channelwise kernel
-        (layout in ``_kernels/csrc/message_passing.cpp``) when every path is a weighted ``uvu``
-        path with per-sample weights, second-input multiplicity one and l <= 7 (the kernel's
-        limit), and every output block is reached; else None (then the PyTorch kernels run).
-
-        Plain CPU attributes, not buffers: the kernel runs on CPU only, and ``Module.float()``
-        must not round the float64 coefficients. Several paths may share an output block (the
-        kernel sums them); each path's coefficients are its 3j symbol times its ``path_weight``.
-        """
-        if not live or self.shared_weights:
-            return None
-        for _, ins in live:
-            (_, ir1), (m2, ir2), (_, iro) = (self.irreps_in1[ins.i_in1], self.irreps_in2[ins.i_in2],
-                                             self.irreps_out[ins.i_out])
-            if ins.connection_mode != "uvu" or not ins.has_weight or m2 != 1 or max(ir1.l, iro.l) > 7:
-                return None
-        reached = {ins.i_out for _, ins in live}
-        if any(mul_ir.dim > 0 and o not in reached for o, mul_ir in enumerate(self.irreps_out)):
-            return None  # the kernel writes only the blocks its paths reach
-        s1, s2, so = self.irreps_in1.slices(), self.irreps_in2.slices(), self.irreps_out.slices()
-        paths, starts, triples, values = [], [0], [], []
-        for k, ins in live:
-            (m1, ir1), (_, ir2), (_, iro) = (self.irreps_in1[ins.i_in1], self.irreps_in2[ins.i_in2],
-                                             self.irreps_out[ins.i_out])
-            paths.append([s1[ins.i_in1].start, m1, ir1.dim, s2[ins.i_in2].start, ir2.dim,
-                          so[ins.i_out].start, iro.dim, offsets[k]])
-            c = cg[(ir1.l, ir2.l, iro.l)]
-            nonzero = (c.abs() > 1e-14).nonzero()
-            triples.append(nonzero.reshape(-1))
-            values.append(c[tuple(nonzero.t())] * ins.path_weight)
-            starts.append(starts[-1] + nonzero.shape[0])
-        in_blocks = torch.tensor([[s.start, mul, ir.dim] for s, (mul, ir) in zip(s1, self.irreps_in1)],
-                                 dtype=torch.long).reshape(-1, 3)
-        cg_index = torch.cat([torch.tensor(starts, dtype=torch.long)] + triples)
-        return (torch.tensor(paths, dtype=torch.long).reshape(-1, 8), in_blocks, cg_index,
-                torch.cat(values).to(torch.float64))
 
     def _constants(self, dtype: torch.dtype, device: torch.device):
         """(fast kernel constants, generic kernel coefficients) in ``dtype`` on ``device``."""
