@@ -1,4 +1,4 @@
-"""What several benchmark scripts share: the machine's load and smooth test inputs.
+"""What several benchmark scripts share: the machine's load, peak memory and smooth test inputs.
 
 The scripts run as ``python benchmarks/NAME.py``, so this module is imported as ``_common``.
 """
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["load_average", "plane_points", "gaussian_blobs"]
+__all__ = ["load_average", "peak_rss_mb", "plane_points", "gaussian_blobs"]
 
 
 def load_average() -> str:
@@ -16,6 +16,21 @@ def load_average() -> str:
             return file.read().split()[0]
     except OSError:
         return "unknown"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, MB (VmHWM: unlike ru_maxrss it does not carry over the
+    parent's peak across fork + exec)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def plane_points(size: int) -> torch.Tensor:

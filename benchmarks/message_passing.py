@@ -27,6 +27,7 @@ import statistics
 import time
 
 import torch
+from _common import peak_rss_mb
 
 from equiscale import o3
 from equiscale.nn.points import MessagePassing, radius_graph
@@ -104,21 +105,6 @@ def product_floor(block: MessagePassing, num_nodes: int, num_edges: int) -> tupl
     moved = 4 * (num_nodes * (block.irreps_node_in.dim + block.irreps_mid.dim)
                  + num_edges * (2 + block.irreps_edge_attr.dim + block.weight_numel))
     return flop / 1e9, moved / 1e6
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process, MB (VmHWM: unlike ru_maxrss it does not carry over the
-    parent's peak across fork + exec)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def time_it(fn) -> tuple[float, float]:

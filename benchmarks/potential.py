@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import peak_rss_mb
 
 from equiscale.atomistic import AtomicDataset, collate, dataset_statistics, read_structures
 from equiscale.atomistic.model import EquivariantPotential
@@ -354,21 +355,6 @@ def speed(args: argparse.Namespace) -> dict:
             print(f"{name:20s} {r['md_steps_per_s']:11.1f} {r['force_call_ms']:14.3f} {r['md_steps_per_s'] / md['nequip (parity)']['md_steps_per_s']:6.2f}")
         report["md"] = md
     return report
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process, MB (VmHWM: unlike ru_maxrss it does not carry over the
-    parent's peak across fork + exec)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory(args: argparse.Namespace) -> dict:
