@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from equiscale.continuum.data import FluidData, load_fluid
 from equiscale.continuum.models import build_model, count_parameters, parse_group
 from equiscale.continuum.settings import TrainFluid
+from equiscale.train.distributed import on_main
 from equiscale.train import (CheckpointHeader, Trainer, trainer_config, cleanup, inference_weights, load_checkpoint,
                              make_loader, setup_distributed, wrap_ddp)
 
@@ -195,9 +196,12 @@ def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike 
 
     rank, world, device = setup_distributed(config.device)
     try:
-        if rank == 0 and not resume:
-            out.mkdir(parents=True, exist_ok=True)
-            _write_json(out / "config.json", _record(header.as_dict(), extra))
+        if not resume:  # rank 0 writes while the others wait; a failure there stops every process
+            def write_config() -> None:
+                out.mkdir(parents=True, exist_ok=True)
+                _write_json(out / "config.json", _record(header.as_dict(), extra))
+
+            on_main(write_config)
         torch.manual_seed(config.seed)
         trained = wrap_ddp(model.to(device), device)
         train_loader, val_loader = _loaders(train_w, w[val_ids], config)

@@ -25,37 +25,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from equiscale.fields.models import count_parameters
 from equiscale.train import (CheckpointHeader, Trainer, TrainerConfig, inference_weights, load_checkpoint, make_loader,
                              wrap_ddp, write_line)
-from equiscale.train.distributed import is_distributed
+from equiscale.train.distributed import is_distributed, is_main, on_main
 
 __all__ = ["pair_step", "check_runs", "fit", "seeded", "markdown_table", "write_json", "is_main", "on_main"]
-
-
-def is_main() -> bool:
-    """True on the process that writes files and prints: rank 0 under torchrun, or the only one."""
-    return not is_distributed() or torch.distributed.get_rank() == 0
-
-
-def on_main(action: Callable[[], Any]) -> None:
-    """Run ``action`` (writing files) on rank 0 alone while the other processes wait for it.
-
-    Raises on every process when it failed on rank 0 (its error there, a RuntimeError naming it
-    elsewhere), so that no process waits for files that will not come.
-    """
-    if not is_distributed():
-        action()
-        return
-    error: BaseException | None = None
-    if is_main():
-        try:
-            action()
-        except Exception as caught:  # re-raised below, after the others know
-            error = caught
-    message = [None if error is None else f"{type(error).__name__}: {error}"]
-    torch.distributed.broadcast_object_list(message, src=0)
-    if error is not None:
-        raise error
-    if message[0] is not None:
-        raise RuntimeError(f"rank 0 failed: {message[0]}")
 
 
 def pair_step(scale: float) -> Callable:

@@ -10,7 +10,7 @@ of the weights, several processes) and its helpers.
 ``step(model, batch) -> (loss, metrics)`` is all a task writes.
 """
 from equiscale.train.checkpoint import FORMAT, CheckpointHeader, inference_weights, load_checkpoint, save_checkpoint
-from equiscale.train.distributed import cleanup, make_loader, make_sampler, setup_distributed, wrap_ddp
+from equiscale.train.distributed import cleanup, is_main, make_loader, make_sampler, on_main, setup_distributed, wrap_ddp
 from equiscale.train.ema import WeightAverage, ema_decay_at
 from equiscale.train.progress import progress_bar, write_line
 from equiscale.train.seeding import rng_state, seed_everything, set_rng_state
@@ -33,6 +33,8 @@ __all__ = [
     "make_sampler",
     "make_loader",
     "cleanup",
+    "is_main",
+    "on_main",
     "seed_everything",
     "rng_state",
     "set_rng_state",

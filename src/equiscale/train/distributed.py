@@ -71,6 +71,34 @@ def setup_distributed(device: str = "auto") -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cuda", local) if use_cuda else torch.device("cpu")
 
 
+def is_main() -> bool:
+    """True on the process that writes files and prints: rank 0 under torchrun, or the only one."""
+    return not is_distributed() or torch.distributed.get_rank() == 0
+
+
+def on_main(action: Callable[[], Any]) -> None:
+    """Run ``action`` (writing files) on rank 0 alone while the other processes wait for it.
+
+    Raises on every process when it failed on rank 0 (its error there, a RuntimeError naming it
+    elsewhere), so that no process waits for files that will not come.
+    """
+    if not is_distributed():
+        action()
+        return
+    error: BaseException | None = None
+    if is_main():
+        try:
+            action()
+        except Exception as caught:  # re-raised below, after the others know
+            error = caught
+    message = [None if error is None else f"{type(error).__name__}: {error}"]
+    torch.distributed.broadcast_object_list(message, src=0)
+    if error is not None:
+        raise error
+    if message[0] is not None:
+        raise RuntimeError(f"rank 0 failed: {message[0]}")
+
+
 def collective_device() -> torch.device:
     """Where a tensor must live for a collective of this process group: the GPU under nccl, else the CPU."""
     if is_distributed() and torch.distributed.get_backend() == "nccl":  # nccl reduces GPU tensors only
