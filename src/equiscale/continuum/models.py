@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from equiscale.groups import C, D
 from equiscale.nn.grids import GroupConv2d, GroupPool, LiftingConv2d
+from equiscale.train.metrics import count_parameters
 
 __all__ = ["FluidGCNN", "FluidCNN", "build_model", "count_parameters", "cnn_width_matching", "parse_group"]
 
@@ -35,10 +36,6 @@ def parse_group(name: Any) -> Any:
         return (C if text[0] == "C" else D)(int(text[1:]))
     raise ValueError(f"unknown group {name!r}: use C4 or D4 (or Cn / Dn)")
 
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 class _Increment(nn.Module):

@@ -18,7 +18,7 @@ from torch import nn
 from equiscale import o3
 from equiscale.quantum.basis import atom_irreps
 from equiscale.quantum.expansion import TensorExpansion
-from equiscale.quantum.model import assemble_hamiltonian, molecule_pairs, pair_key
+from equiscale.quantum.model import assemble_hamiltonian, molecule_pairs, pair_key, species_indices, species_table
 from equiscale.quantum.properties import BOHR
 
 __all__ = ["BaselineHamiltonian", "augment", "random_o3"]
@@ -56,9 +56,7 @@ class BaselineHamiltonian(nn.Module):
                                            pair_cutoff=pair_cutoff, statistics=statistics)
         self.elements, self.cutoff, self.pair_cutoff = sorted(shells), float(cutoff), pair_cutoff
         self.ao_irreps = {z: atom_irreps(ls) for z, ls in shells.items()}
-        table = torch.full((119,), -1, dtype=torch.long)
-        table[torch.tensor(self.elements)] = torch.arange(len(self.elements))
-        self.register_buffer("species_of", table, persistent=False)
+        self.register_buffer("species_of", species_table(self.elements), persistent=False)
         self.register_buffer("orbitals_of", torch.tensor([self.ao_irreps[z].dim for z in self.elements]), persistent=False)
         self.embedding = nn.Embedding(len(self.elements), width)
         self.messages = nn.ModuleList([_mlp([2 * width + 4, width, width]) for _ in range(layers)])
@@ -77,12 +75,8 @@ class BaselineHamiltonian(nn.Module):
         self.readout = _mlp([width, width, 1 + 1 + 3 + 6])  # energy, charge, atomic dipole, polarizability (upper triangle)
 
     def species(self, numbers: torch.Tensor) -> torch.Tensor:
-        species = self.species_of[numbers.clamp(0, 118)]
-        bad = (numbers < 1) | (numbers > 118) | (species < 0)
-        if bool(bad.any()):
-            raise ValueError(f"element(s) Z={sorted(set(numbers[bad].tolist()))} not known to this model "
-                             f"(trained for Z={self.elements})")
-        return species
+        """Species indices ``(N,)``; ValueError naming elements the model has no basis for."""
+        return species_indices(self.species_of, numbers, self.elements)
 
     def _edge_input(self, h: torch.Tensor, positions: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         vectors = positions.index_select(0, cols) - positions.index_select(0, rows)

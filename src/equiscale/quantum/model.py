@@ -46,7 +46,7 @@ from equiscale.quantum.basis import atom_irreps
 from equiscale.quantum.expansion import TensorExpansion
 from equiscale.quantum.properties import PropertyHeads
 
-__all__ = ["HamiltonianModel", "hidden_irreps", "pair_key", "symmetric_blocks", "molecule_pairs", "place_blocks",
+__all__ = ["HamiltonianModel", "species_table", "species_indices", "hidden_irreps", "pair_key", "symmetric_blocks", "molecule_pairs", "place_blocks",
            "assemble_hamiltonian"]
 
 
@@ -179,6 +179,24 @@ class _CoefficientHead(nn.Module):
         return self.expansion(coefficients)
 
 
+def species_table(elements: Sequence[int]) -> torch.Tensor:
+    """``(119,)`` long: the index of each atomic number in ``elements``, -1 for the others."""
+    table = torch.full((119,), -1, dtype=torch.long)
+    table[torch.tensor(list(elements), dtype=torch.long)] = torch.arange(len(elements))
+    return table
+
+
+def species_indices(table: torch.Tensor, numbers: torch.Tensor, elements: Sequence[int]) -> torch.Tensor:
+    """Species indices ``(N,)`` of atomic numbers ``(N,)`` through :func:`species_table`; ValueError naming
+    the elements a model trained for ``elements`` does not know."""
+    species = table[numbers.clamp(0, 118)]
+    bad = (numbers < 1) | (numbers > 118) | (species < 0)
+    if bool(bad.any()):
+        raise ValueError(f"element(s) Z={sorted(set(numbers[bad].tolist()))} not known to this model "
+                         f"(trained for Z={list(elements)})")
+    return species
+
+
 class HamiltonianModel(nn.Module):
     """Predicts the AO Hamiltonian (Fock/KS matrix, Hartree) and properties of molecules.
 
@@ -216,9 +234,7 @@ class HamiltonianModel(nn.Module):
         self.elements = sorted(shells)
         self.shells, self.cutoff, self.pair_cutoff = shells, float(cutoff), pair_cutoff
         self.ao_irreps = {z: atom_irreps(ls) for z, ls in shells.items()}
-        table = torch.full((119,), -1, dtype=torch.long)
-        table[torch.tensor(self.elements)] = torch.arange(len(self.elements))
-        self.register_buffer("species_of", table, persistent=False)
+        self.register_buffer("species_of", species_table(self.elements), persistent=False)
         self.register_buffer("orbitals_of", torch.tensor([self.ao_irreps[z].dim for z in self.elements]), persistent=False)
 
         # trunk
@@ -267,12 +283,7 @@ class HamiltonianModel(nn.Module):
     # --- inputs -----------------------------------------------------------------------------
     def species(self, numbers: torch.Tensor) -> torch.Tensor:
         """Species indices ``(N,)``; ValueError naming elements the model has no basis for."""
-        species = self.species_of[numbers.clamp(0, 118)]
-        bad = (numbers < 1) | (numbers > 118) | (species < 0)
-        if bool(bad.any()):
-            raise ValueError(f"element(s) Z={sorted(set(numbers[bad].tolist()))} not known to this model "
-                             f"(trained for Z={self.elements})")
-        return species
+        return species_indices(self.species_of, numbers, self.elements)
 
     def _check(self, batch: Mapping[str, torch.Tensor]) -> None:
         positions = batch["positions"]

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from equiscale.quantum.settings import TrainHamiltonian
+from equiscale.train.metrics import count_parameters
 
 __all__ = ["KIND", "load_frames", "collate", "model_statistics", "build_model", "count_parameters", "hamiltonian_loss",
            "make_step", "train_hamiltonian", "load_hamiltonian"]
@@ -146,10 +147,6 @@ def model_statistics(frames: Sequence[Mapping[str, np.ndarray]], shells: Mapping
         "frames": len(frames),
     }
 
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def _equivariant(settings: Mapping[str, Any], statistics: Mapping[str, Any]) -> nn.Module:

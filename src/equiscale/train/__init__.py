@@ -12,6 +12,7 @@ of the weights, several processes) and its helpers.
 from equiscale.train.checkpoint import FORMAT, CheckpointHeader, inference_weights, load_checkpoint, save_checkpoint
 from equiscale.train.distributed import cleanup, is_main, make_loader, make_sampler, on_main, setup_distributed, wrap_ddp
 from equiscale.train.ema import WeightAverage, ema_decay_at
+from equiscale.train.metrics import count_parameters
 from equiscale.train.progress import progress_bar, write_line
 from equiscale.train.seeding import rng_state, seed_everything, set_rng_state
 from equiscale.train.trainer import StepFn, Trainer, TrainerConfig, trainer_config
@@ -38,6 +39,7 @@ __all__ = [
     "seed_everything",
     "rng_state",
     "set_rng_state",
+    "count_parameters",
     "progress_bar",
     "write_line",
 ]

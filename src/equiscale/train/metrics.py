@@ -9,7 +9,7 @@ from torch import Tensor
 
 from equiscale.train.distributed import collective_device, is_distributed
 
-__all__ = ["to_device", "batch_size", "Meter"]
+__all__ = ["to_device", "batch_size", "count_parameters", "Meter"]
 
 
 def to_device(batch: Any, device: torch.device | None) -> Any:
@@ -23,6 +23,11 @@ def to_device(batch: Any, device: torch.device | None) -> Any:
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     return batch
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of trainable parameters (what every run reports beside its model)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def batch_size(batch: Any) -> int:
