@@ -80,8 +80,9 @@ def train_hamiltonian(settings: TrainHamiltonian) -> int:
     from equiscale.quantum.training import train_hamiltonian as train
 
     summary = train(settings)
-    print(f"stopped after {summary['epochs']} epochs ({summary['stop_reason']}); best monitored loss "
-          f"{summary['best']:.4g}; checkpoints in {settings.out}")
+    if summary.get("is_main", True):
+        print(f"stopped after {summary['epochs']} epochs ({summary['stop_reason']}); best monitored loss "
+              f"{summary['best']:.4g}; checkpoints in {settings.out}")
     return 0
 
 

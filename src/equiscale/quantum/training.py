@@ -270,12 +270,15 @@ def _split(settings: TrainHamiltonian) -> tuple[list[dict], list[dict] | None, d
 
 def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None, progress: bool = True) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) a Hamiltonian model; returns the Trainer's summary plus
-    ``parameters``. ``progress=False`` prints nothing (``settings.quiet`` drops only the bars).
+    ``parameters`` and ``is_main`` (whether this process is rank 0: under torchrun every process trains
+    its share of each batch and rank 0 writes). ``progress=False`` prints nothing (``settings.quiet``
+    drops only the bars).
 
     Raises:
         FileNotFoundError, ValueError: a missing or unreadable dataset, an ``out`` holding a run (without resume).
     """
-    from equiscale.train import CheckpointHeader, Trainer, make_loader, seed_everything, trainer_config
+    from equiscale.train import (CheckpointHeader, Trainer, cleanup, make_loader, seed_everything, setup_distributed,
+                                 trainer_config, wrap_ddp)
 
     resume = settings.resume if resume is None else resume
     if not settings.data:
@@ -289,8 +292,7 @@ def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None, pr
     options = dict(vars(settings))
     if settings.model == "baseline" and settings.width is None:
         statistics["baseline_width"] = _baseline_width(options, statistics)
-    device = torch.device("cuda" if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    rank, _, device = setup_distributed(settings.device)  # under torchrun: one process group, DDP, shared data
     model = build_model(options, statistics).to(device=device, dtype=dtype)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=settings.lr_factor,
@@ -308,14 +310,20 @@ def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None, pr
     step = make_step(weights, shells if settings.model == "baseline" else None, settings.seed)
     config = trainer_config(settings, patience=settings.patience, grad_clip=settings.grad_clip,
                             progress_bars=progress and not settings.quiet, log_epochs=progress)
-    trainer = Trainer(model, optimizer, step, loader(train_frames, True), settings.out, config,
+    # property heads without a loss weight get no gradient: DDP must not wait for them
+    trained = wrap_ddp(model, device, find_unused_parameters=True)
+    trainer = Trainer(trained, optimizer, step, loader(train_frames, True), settings.out, config,
                       val_data=loader(valid_frames, False), scheduler=scheduler, device=device,
                       header=CheckpointHeader(KIND, settings, statistics, settings.dtype))
     if trainer.is_main and progress and not settings.quiet:
         print(f"training the {settings.model} model ({count_parameters(model)} parameters) on {len(train_frames)} "
               f"frames, validating on {len(valid_frames or [])}; writing {Path(settings.out)}", flush=True)
-    summary = trainer.fit(resume=resume)
+    try:
+        summary = trainer.fit(resume=resume)
+    finally:
+        cleanup()
     summary["parameters"] = count_parameters(model)
+    summary["is_main"] = rank == 0
     return summary
 
 
