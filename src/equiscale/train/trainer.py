@@ -18,6 +18,8 @@ of floats to log); validation uses the same function (or ``val_step``) without g
   per-epoch metrics;
 * ``fit(resume=True)`` continues exactly from ``last.pt`` (same data order, random draws and average);
 * seeds, a time budget (training-step time, kept across resumes), early stopping, gradient clipping;
+* a learning-rate schedule over the budget (``lr_schedule``, :mod:`equiscale.train.schedule`): set
+  before every step from :attr:`Trainer.progress`, over epochs or over the time budget;
 * several processes: under ``torch.distributed`` (e.g. a ``DistributedDataParallel`` model and a
   ``DistributedSampler``) metrics are averaged across ranks, samplers get ``set_epoch`` and only
   rank 0 writes files and prints.
@@ -40,6 +42,7 @@ from equiscale.train.distributed import collective_device, is_distributed, unwra
 from equiscale.train.ema import WeightAverage
 from equiscale.train.metrics import Meter, batch_size, to_device
 from equiscale.train.progress import progress_bar, write_line
+from equiscale.train.schedule import SCHEDULES, apply_schedule, budget_progress
 from equiscale.train.seeding import rng_state, seed_everything, set_rng_state
 
 __all__ = ["Trainer", "TrainerConfig", "StepFn", "trainer_config"]
@@ -61,7 +64,10 @@ class TrainerConfig:
     (``time.perf_counter``) or ``"process"`` (CPU time of this process, ``time.process_time``: on a
     shared CPU it counts only the compute the run received, so equal budgets stay comparable while
     other jobs run; it sums over threads). ``progress_bars`` shows a bar per epoch, ``log_epochs``
-    prints one line per epoch; ``progress`` (older form) sets both.
+    prints one line per epoch; ``progress`` (older form) sets both. ``lr_schedule`` (``"cosine"`` or
+    ``"constant"``, None: none) sets the learning rate before every step from the budget's progress
+    (the larger of the epoch and time fractions, see :mod:`equiscale.train.schedule`), ending at
+    ``lr_final`` times the initial rate after a linear warm-up over the first ``lr_warmup`` of the budget.
     """
 
     max_epochs: int | None = 100
@@ -77,6 +83,9 @@ class TrainerConfig:
     scheduler_interval: str = "epoch"
     clock: str = "wall"
     ema_decay: float | None = None
+    lr_schedule: str | None = None
+    lr_final: float = 0.01
+    lr_warmup: float = 0.0
     progress: InitVar[bool | None] = None
 
     def __post_init__(self, progress: bool | None) -> None:
@@ -94,6 +103,10 @@ class TrainerConfig:
             raise ValueError(f"patience must be >= 1 epoch, got {self.patience}")
         if self.scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {self.scheduler_interval!r}")
+        if self.lr_schedule is not None and self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)} (or None), got {self.lr_schedule!r}")
+        if not (0 <= self.lr_final <= 1 and 0 <= self.lr_warmup < 1):
+            raise ValueError(f"lr_final must be in [0, 1] and lr_warmup in [0, 1), got {self.lr_final}, {self.lr_warmup}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) (or None for no average), got {self.ema_decay}")
 
@@ -139,6 +152,8 @@ class Trainer:
                  val_step: StepFn | None = None, scheduler: Any = None, device: torch.device | str | None = None,
                  extra: dict[str, Any] | None = None, header: CheckpointHeader | dict[str, Any] | None = None,
                  ema_decay: float | None = None) -> None:
+        if scheduler is not None and config is not None and config.lr_schedule is not None:
+            raise ValueError("give either a scheduler or TrainerConfig.lr_schedule, not both")
         self.model, self.optimizer, self.step_fn = model, optimizer, step
         self.train_data, self.val_data = train_data, val_data
         self.val_step = val_step or step
@@ -161,6 +176,14 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.stop_reason = ""
         self._legend_shown = False
+        self._batch = 0
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the budget spent, in [0, 1]: the larger of the epoch and time fractions."""
+        batches = len(self.train_data) if hasattr(self.train_data, "__len__") else None
+        return budget_progress(self.epoch, self._batch, batches, self.config.max_epochs, self.elapsed,
+                               self.config.max_time)
 
     @property
     def is_main(self) -> bool:
@@ -305,8 +328,10 @@ class Trainer:
         total = "" if cfg.max_epochs is None else f"/{cfg.max_epochs}"
         bar = self._bar(self.train_data, f"epoch {self.epoch + 1}{total}")
         cut_short = False
-        for batch in bar:
+        for self._batch, batch in enumerate(bar):
             start = clock()
+            if cfg.lr_schedule is not None:
+                apply_schedule(self.optimizer, cfg.lr_schedule, self.progress, cfg.lr_final, cfg.lr_warmup)
             batch = to_device(batch, self.device)
             loss, metrics = self.step_fn(model, batch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -327,6 +352,7 @@ class Trainer:
                 cut_short = True
                 break
         bar.close()
+        self._batch = 0
         return meter.means(), cut_short
 
     def _validate(self) -> dict[str, float]:
