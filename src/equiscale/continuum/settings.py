@@ -59,10 +59,26 @@ class TrainFluid(TrainingSettings):
     fraction: float = setting(1.0, help="fraction of the training trajectories used", check=fraction)
     validation_trajectories: int = setting(4, help="held-out trajectories at the end of the file", check=positive)
     batch_size: int = setting(16, help="batch size", check=positive)
-    lr: float = setting(2e-3, help="Adam learning rate", check=positive)
+    lr: float = setting(1e-3, help="Adam learning rate (the start of the --schedule)", check=positive)
+    schedule: str = setting("cosine", help="learning-rate schedule: cosine from --lr to 1% of it over the budget "
+                            "(over --epochs, or over --max-time when only a time budget is given, or whichever ends "
+                            "first), constant, or plateau (halve after 3 epochs without a better validation)",
+                            choices=("cosine", "constant", "plateau"))
+    warmup: float = setting(0.0, help="fraction of the budget over which the learning rate rises linearly to --lr "
+                            "(cosine and constant schedules)", check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)")
     patience: int | None = setting(None, help="early stopping after this many epochs without improvement",
                                    check=positive, default_text="none")
     rollout_steps: int = setting(1, help="train on rollouts of this many steps (1: one-step pairs)", check=positive)
+    pushforward: bool = setting(False, help="pushforward trick: unroll --rollout-steps - 1 steps without gradients "
+                                "and train only the last step, on the model's own prediction as input")
+    noise: float = setting(0.0, help="training noise: add Gaussian noise of this standard deviation, relative to the "
+                           "field's scale (its standard deviation over the training data), to each window's input",
+                           check=lambda v: None if v >= 0 else "must be >= 0")
+    curriculum: bool = setting(False, help="grow the training unroll from 1 step to --rollout-steps linearly over the "
+                               "first half of the budget")
+    val_rollout: int = setting(25, help="best.pt and --patience use the mean relative L2 error over steps 1..H of "
+                               "rollouts from the validation trajectories, H this horizon (shortened to what the "
+                               "trajectories hold)", check=positive, metavar="H")
     device: str = setting("cpu", help="where to train (auto: cuda if available; under torchrun each process takes "
                           "the GPU of its LOCAL_RANK)", choices=("cpu", "cuda", "auto"))
 

@@ -1,11 +1,21 @@
 """Training the fluid surrogates with the shared :class:`equiscale.train.Trainer`.
 
 Data: the trajectories of a fluid ``.npz`` (see :mod:`.data`); the last ``validation_trajectories``
-are held out for validation (early stopping, ``best.pt``), and the first ``fraction`` of the rest
-(at least one) are trained on. Samples are windows of ``rollout_steps + 1`` consecutive frames; the
-loss is the mean squared error of the predicted increments, in units of the data's increment RMS,
-averaged over an autoregressive rollout of ``rollout_steps`` (1: plain one-step pairs).
-``cnn-aug`` applies a random element of the group to every training window.
+are held out for validation, and the first ``fraction`` of the rest (at least one) are trained on.
+Samples are windows of ``rollout_steps + 1`` consecutive frames; the loss is the mean squared error
+of the predicted increments, in units of the data's increment RMS, averaged over an autoregressive
+rollout of ``rollout_steps`` (1: plain one-step pairs). ``cnn-aug`` applies a random element of the
+group to every training window.
+
+Stable rollouts: ``pushforward`` unrolls the first ``rollout_steps - 1`` steps without gradients and
+trains only the last one, from the model's own prediction (Brandstetter et al. 2022); ``noise``
+adds Gaussian noise (standard deviation ``noise * field_scale``) to each window's first frame;
+``curriculum`` grows the unroll from 1 to ``rollout_steps`` over the first half of the budget (the
+Trainer's :attr:`~equiscale.train.Trainer.progress`). The learning rate follows ``schedule`` over
+the budget. ``best.pt`` and early stopping use the validation *rollout* error: the mean relative L2
+error over steps ``1..H`` of rollouts started every H frames of the validation trajectories, H =
+``val_rollout`` shortened to what they hold (the run's ``config.json`` states the H used and the
+schedule).
 
 Checkpoints carry the header of kind ``"fluid"``: the run's :class:`TrainFluid` settings and the
 data statistics (``field_scale``, ``delta_scale``, ``resolution``, ``dt``, ``viscosity``); the
@@ -38,13 +48,14 @@ __all__ = ["FluidTrainConfig", "FluidWindows", "train_fluid", "split_trajectorie
            "run_model", "KIND"]
 
 KIND = "fluid"
+DIVERGED = 1e30  # the validation error of a diverged (non-finite) rollout: still ranked, still finite
 
 FluidTrainConfig = TrainFluid
 """The settings of one training run (the same class as ``equiscale train fluid``'s settings)."""
 
 # Settings a resumed run must keep: they fix the model, the data it sees and the order it sees it in.
 FIXED = ("model", "group", "width", "blocks", "kernel_size", "fraction", "validation_trajectories", "batch_size",
-         "rollout_steps", "seed", "ema_decay")
+         "rollout_steps", "seed", "ema_decay", "pushforward", "noise", "curriculum", "schedule", "val_rollout")
 
 
 class FluidWindows(Dataset):
@@ -88,21 +99,60 @@ def _augment(batch: Tensor, group: Any) -> Tensor:
     return torch.stack([transform_fields(w, group, g) for w, g in zip(batch, elements)])
 
 
-def _make_step(delta_scale: float, augment_group: Any = None):
+def _unroll_length(steps: int, progress: Any) -> int:
+    """The curriculum's unroll at the Trainer's progress: 1 step at the start, ``steps`` from halfway on."""
+    return min(steps, 1 + int(2 * float(progress()) * steps))
+
+
+def _make_step(delta_scale: float, augment_group: Any = None, field_scale: float = 1.0, noise: float = 0.0,
+               pushforward: bool = False, progress: Any = None):
+    """The training step over windows ``(B, K + 1, R, R)`` (see the module docstring); ``progress``: a
+    callable giving the budget's progress, for the curriculum (None: always the whole window)."""
     def step(model: torch.nn.Module, batch: Tensor) -> tuple[Tensor, dict[str, float]]:
         if augment_group is not None and model.training:
             batch = _augment(batch, augment_group)
+        steps = batch.shape[1] - 1
+        if progress is not None and model.training:
+            steps = _unroll_length(steps, progress)
         w = batch[:, 0]
+        if noise > 0 and model.training:
+            w = w + noise * field_scale * torch.randn_like(w)
+        first = 1
+        if pushforward and steps > 1:
+            with torch.no_grad():
+                for _ in range(steps - 1):
+                    w = model(w)
+            first = steps
         loss = batch.new_zeros(())
         relative = 0.0
-        for t in range(1, batch.shape[1]):
+        for t in range(first, steps + 1):
             prediction = model(w)
             loss = loss + ((prediction - batch[:, t]) / delta_scale).square().mean()
-            relative += float(((prediction.detach() - batch[:, t]).flatten(1).norm(dim=1)
-                               / batch[:, t].flatten(1).norm(dim=1)).mean())
+            relative += float(_relative_l2(prediction.detach(), batch[:, t]).mean())
             w = prediction
-        steps = batch.shape[1] - 1
-        return loss / steps, {"rel_l2": relative / steps}
+        trained = steps + 1 - first
+        return loss / trained, {"rel_l2": relative / trained, "unroll": float(steps)}
+
+    return step
+
+
+def _relative_l2(prediction: Tensor, truth: Tensor) -> Tensor:
+    return (prediction - truth).flatten(1).norm(dim=1) / truth.flatten(1).norm(dim=1).clamp_min(1e-30)
+
+
+def _make_val_step(delta_scale: float):
+    """Validation on rollout windows ``(B, H + 1, R, R)``: ``rollout`` (mean relative L2 error over
+    steps 1..H, what ``best.pt`` is chosen on), ``rollout_end`` (at step H), ``rel_l2`` (step 1); the
+    loss is the one-step loss."""
+    def step(model: torch.nn.Module, batch: Tensor) -> tuple[Tensor, dict[str, float]]:
+        w, errors, loss = batch[:, 0], [], None
+        for t in range(1, batch.shape[1]):
+            w = model(w)
+            if loss is None:
+                loss = ((w - batch[:, 1]) / delta_scale).square().mean()
+            errors.append(_relative_l2(w, batch[:, t]))
+        curve = torch.stack(errors).mean(1).nan_to_num(DIVERGED, DIVERGED, DIVERGED).clamp_max(DIVERGED)
+        return loss, {"rel_l2": float(curve[0]), "rollout": float(curve.mean()), "rollout_end": float(curve[-1])}
 
     return step
 
@@ -130,6 +180,8 @@ def _record(header: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return {"train": settings, "model": _model_kwargs(settings, statistics), "parameters": extra.get("parameters"),
             "data": settings.get("data"), "train_trajectories": extra.get("train_trajectories", []),
             "validation_trajectories": extra.get("validation_trajectories", []), "dt": statistics.get("dt"),
+            "validation_horizon": extra.get("validation_horizon"), "selection": extra.get("selection"),
+            "lr_schedule": extra.get("lr_schedule"),
             "viscosity": statistics.get("viscosity"), "resolution": statistics.get("resolution")}
 
 
@@ -150,11 +202,34 @@ def _write_json(path: Path, value: Any) -> None:
 
 
 # --- training --------------------------------------------------------------------------------------------------
+def validation_horizon(settings: TrainFluid, frames: int) -> int:
+    """The validation rollout's horizon H: ``val_rollout`` shortened to ``frames - 1``."""
+    return max(1, min(settings.val_rollout, frames - 1))
+
+
 def _loaders(train_w: Tensor, val_w: Tensor, settings: TrainFluid) -> tuple[DataLoader, DataLoader]:
-    """Training windows (each process its share under torchrun) and validation pairs (all on every rank)."""
+    """Training windows (each process its share under torchrun) and validation rollout windows
+    started every H frames (all on every rank)."""
     windows = FluidWindows(train_w, settings.rollout_steps)
     train = make_loader(windows, settings.batch_size, shuffle=True, seed=settings.seed)
-    return train, DataLoader(FluidWindows(val_w, 1), batch_size=64)
+    horizon = validation_horizon(settings, val_w.shape[1])
+    starts = range(0, val_w.shape[1] - horizon, horizon)
+    val = torch.cat([val_w[:, s:s + horizon + 1] for s in starts])
+    return train, DataLoader(val, batch_size=16)
+
+
+def _schedule_text(settings: TrainFluid) -> str:
+    if settings.schedule == "plateau":
+        return "plateau: halved after 3 epochs without a better validation rollout error"
+    over = ("the time budget" if settings.max_epochs is None else
+            "the epochs" if settings.max_time is None else "the epochs or the time budget, whichever ends first")
+    budget = (f"{settings.max_epochs} epochs" if settings.max_time is None else
+              f"{settings.max_time:g} s ({settings.clock} clock)" if settings.max_epochs is None else
+              f"{settings.max_epochs} epochs / {settings.max_time:g} s ({settings.clock} clock)")
+    shape = f"cosine from {settings.lr:g} to {0.01 * settings.lr:g}" if settings.schedule == "cosine" else \
+        f"constant {settings.lr:g}"
+    warm = f" after a linear warm-up over {settings.warmup:g} of it" if settings.warmup else ""
+    return f"{shape} over {over}: {budget}{warm}"
 
 
 def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike | None, config: TrainFluid,
@@ -192,7 +267,12 @@ def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike 
     statistics = _statistics(data, train_w, data_path)
     header = CheckpointHeader(KIND, config, statistics, "float32")
     model = build_model(**_model_kwargs(asdict(config), statistics))
-    extra = {"parameters": count_parameters(model), "train_trajectories": train_ids, "validation_trajectories": val_ids}
+    if config.rollout_steps > data.frames - 1:
+        raise ValueError(f"--rollout-steps {config.rollout_steps} needs trajectories of more than {data.frames} frames")
+    horizon = validation_horizon(config, data.frames)
+    extra = {"parameters": count_parameters(model), "train_trajectories": train_ids, "validation_trajectories": val_ids,
+             "validation_horizon": horizon, "selection": f"mean validation rollout error over steps 1..{horizon}",
+             "lr_schedule": _schedule_text(config)}
 
     rank, world, device = setup_distributed(config.device)
     try:
@@ -206,13 +286,19 @@ def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike 
         trained = wrap_ddp(model.to(device), device)
         train_loader, val_loader = _loaders(train_w, w[val_ids], config)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
-        step = _make_step(statistics["delta_scale"], parse_group(config.group) if config.model == "cnn-aug" else None)
+        plateau = config.schedule == "plateau"
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3) if plateau else None
+        trainer_box: list[Trainer] = []
+        step = _make_step(statistics["delta_scale"], parse_group(config.group) if config.model == "cnn-aug" else None,
+                          field_scale=statistics["field_scale"], noise=config.noise, pushforward=config.pushforward,
+                          progress=(lambda: trainer_box[0].progress) if config.curriculum else None)
         options = trainer_config(config, patience=config.patience, grad_clip=1.0, progress_bars=progress,
-                                 log_epochs=progress if epoch_lines is None else epoch_lines)
+                                 log_epochs=progress if epoch_lines is None else epoch_lines, monitor="rollout",
+                                 lr_schedule=None if plateau else config.schedule, lr_warmup=config.warmup)
         trainer = Trainer(trained, optimizer, step, train_loader, out, options, val_data=val_loader,
-                          val_step=_make_step(statistics["delta_scale"]), scheduler=scheduler, device=device,
+                          val_step=_make_val_step(statistics["delta_scale"]), scheduler=scheduler, device=device,
                           extra=extra, header=header)
+        trainer_box.append(trainer)
         summary = trainer.fit(resume=resume)
     finally:
         cleanup()
