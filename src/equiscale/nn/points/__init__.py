@@ -5,16 +5,22 @@ Radial bases and cutoffs expand interatomic distances; ``scatter_sum``/``scatter
 nonlinearities; ``MessagePassing`` is the TFN/NequIP convolution (gather -> tensor product with
 spherical harmonics -> scatter -> Linear).
 """
-from equiscale.nn.points.activation import Activation, normalize2mom
+from equiscale.nn.points.activation import Activation, moment, normalize2mom
+from equiscale.nn.points.batchnorm import BatchNorm
 from equiscale.nn.points.cutoff import CosineCutoff, PolynomialCutoff
+from equiscale.nn.points.dropout import Dropout
+from equiscale.nn.points.extract import Extract, ExtractIr
+from equiscale.nn.points.fully_connected import FullyConnectedNet
 from equiscale.nn.points.fused import GatherTensorProductScatter
 from equiscale.nn.points.gate import Gate
 from equiscale.nn.points.graph import edge_pairs, radius_graph
+from equiscale.nn.points.identity import Identity
 from equiscale.nn.points.message_passing import MessagePassing, uvu_instructions
 from equiscale.nn.points.mlp import RadialMLP
 from equiscale.nn.points.norm_activation import NormActivation
 from equiscale.nn.points.radial import BesselBasis, GaussianBasis
 from equiscale.nn.points.scatter import scatter_mean, scatter_sum
+from equiscale.nn.points.soft_basis import soft_one_hot_linspace, soft_unit_step
 
 __all__ = [
     "Activation",
@@ -33,4 +39,13 @@ __all__ = [
     "scatter_mean",
     "scatter_sum",
     "uvu_instructions",
+    "BatchNorm",
+    "Dropout",
+    "Extract",
+    "ExtractIr",
+    "FullyConnectedNet",
+    "Identity",
+    "moment",
+    "soft_one_hot_linspace",
+    "soft_unit_step",
 ]
