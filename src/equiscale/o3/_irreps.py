@@ -24,6 +24,7 @@ import torch
 
 from equiscale.o3 import _rotation
 from equiscale.o3._wigner import _irrep_matrices, _matrix_and_k, _split_o3
+from equiscale.errors import InvalidArgumentError
 
 __all__ = ["Irrep", "Irreps"]
 
@@ -36,15 +37,15 @@ def _parse_irrep(text: str) -> "Irrep":
     """``"1o"`` -> ``Irrep(1, -1)``; raise ValueError naming the problem."""
     name = text.strip()
     if len(name) < 2 or not _UINT.fullmatch(name[:-1]):
-        raise ValueError(f'cannot read "{name}" as an irrep: expected a degree l >= 0 followed by '
-                         f'"e", "o" or "y", as in "1o"')
+        raise InvalidArgumentError(f'cannot read "{name}" as an irrep: expected a degree l >= 0 followed by '
+                                   f'"e", "o" or "y", as in "1o"')
     l = int(name[:-1])
     letter = name[-1]
     if letter == "y":
         return Irrep(l, (-1) ** l)
     if letter not in _PARITY:
-        raise ValueError(f'cannot read "{name}" as an irrep: parity "{letter}" must be "e", "o" or '
-                         f'"y"')
+        raise InvalidArgumentError(f'cannot read "{name}" as an irrep: parity "{letter}" must be "e", "o" or '
+                                   f'"y"')
     return Irrep(l, _PARITY[letter])
 
 
@@ -85,17 +86,17 @@ class Irrep(tuple):
             try:
                 l, p = l  # a pair (l, p), e.g. another library's Irrep
             except (TypeError, ValueError):
-                raise ValueError(f"cannot make an Irrep from {l!r}: give (l, p), a string such as "
-                                 f'"1o", or an Irrep') from None
+                raise InvalidArgumentError(f"cannot make an Irrep from {l!r}: give (l, p), a string such as "
+                                           f'"1o", or an Irrep') from None
         if isinstance(l, bool) or not isinstance(l, int):
             try:
                 l = int(l.__index__())  # numpy integers and the like
             except AttributeError:
-                raise ValueError(f"l must be a non-negative integer, got {l!r}") from None
+                raise InvalidArgumentError(f"l must be a non-negative integer, got {l!r}") from None
         if l < 0:
-            raise ValueError(f"l must be a non-negative integer, got {l}")
+            raise InvalidArgumentError(f"l must be a non-negative integer, got {l}")
         if p not in (-1, 1):
-            raise ValueError(f"parity p must be 1 or -1, got {p!r}")
+            raise InvalidArgumentError(f"parity p must be 1 or -1, got {p!r}")
         return super().__new__(cls, (l, int(p)))
 
     @property
@@ -185,7 +186,7 @@ class _MulIr(tuple):
         if ir is None:
             mul, ir = mul
         if isinstance(mul, bool) or not isinstance(mul, int) or mul < 0:
-            raise ValueError(f"multiplicity must be a non-negative integer, got {mul!r}")
+            raise InvalidArgumentError(f"multiplicity must be a non-negative integer, got {mul!r}")
         return super().__new__(cls, (mul, Irrep(ir)))
 
     @property
@@ -214,17 +215,17 @@ def _parse_irreps(text: str) -> List[_MulIr]:
     for term in text.split("+"):
         t = term.strip()
         if t == "":
-            raise ValueError(f'cannot read "{text}" as Irreps: empty term (a stray "+")')
+            raise InvalidArgumentError(f'cannot read "{text}" as Irreps: empty term (a stray "+")')
         mul, sep, ir = t.partition("x")
         if not sep:
             mul, ir = "1", t
         if not _UINT.fullmatch(mul):
-            raise ValueError(f'cannot read "{text}" as Irreps: multiplicity "{mul.strip()}" in '
-                             f'"{t}" is not a non-negative integer')
+            raise InvalidArgumentError(f'cannot read "{text}" as Irreps: multiplicity "{mul.strip()}" in '
+                                       f'"{t}" is not a non-negative integer')
         try:
             out.append(_MulIr(int(mul), _parse_irrep(ir)))
         except ValueError as e:
-            raise ValueError(f'cannot read "{text}" as Irreps: in term "{t}", {e}') from None
+            raise InvalidArgumentError(f'cannot read "{text}" as Irreps: in term "{t}", {e}') from None
     return out
 
 
@@ -252,7 +253,7 @@ class Irreps(tuple):
                 elif isinstance(mul_ir, (tuple, list)) and len(mul_ir) == 2:
                     out.append(_MulIr(mul_ir[0], Irrep(mul_ir[1])))
                 else:
-                    raise ValueError(f'cannot interpret "{mul_ir!r}" as (mul, irrep)')
+                    raise InvalidArgumentError(f'cannot interpret "{mul_ir!r}" as (mul, irrep)')
         return super().__new__(cls, out)
 
     @staticmethod
@@ -281,7 +282,7 @@ class Irreps(tuple):
         """Largest degree with a non-zero multiplicity; ValueError if there is none."""
         ls = [ir.l for mul, ir in self if mul > 0]
         if not ls:
-            raise ValueError(f'lmax of Irreps "{self}" is undefined: it holds no irrep')
+            raise InvalidArgumentError(f'lmax of Irreps "{self}" is undefined: it holds no irrep')
         return max(ls)
 
     def slices(self) -> List[slice]:
@@ -297,14 +298,14 @@ class Irreps(tuple):
         """Random features; ``size`` holds one ``-1`` (replaced by ``dim``). ``"component"``:
         standard normal entries; ``"norm"``: each irrep copy a random unit vector."""
         if size.count(-1) != 1:
-            raise ValueError(f"randn: size must contain exactly one -1 (the irreps axis), got {size}")
+            raise InvalidArgumentError(f"randn: size must contain exactly one -1 (the irreps axis), got {size}")
         di = size.index(-1)
         lsize, rsize = size[:di], size[di + 1:]
         if normalization == "component":
             return torch.randn(*lsize, self.dim, *rsize, requires_grad=requires_grad, dtype=dtype,
                                device=device)
         if normalization != "norm":
-            raise ValueError(f"normalization must be 'component' or 'norm', got {normalization!r}")
+            raise InvalidArgumentError(f"normalization must be 'component' or 'norm', got {normalization!r}")
         x = torch.zeros(*lsize, self.dim, *rsize, dtype=dtype, device=device)
         for s, (mul, ir) in zip(self.slices(), self):
             r = torch.randn(*lsize, mul, ir.dim, *rsize, dtype=dtype, device=device)
@@ -390,7 +391,7 @@ class Irreps(tuple):
                lmax: Optional[int] = None) -> "Irreps":
         """Keep only the terms in ``keep``, or drop those in ``drop``, or those with ``l <= lmax``."""
         if sum(x is not None for x in (keep, drop, lmax)) > 1:
-            raise ValueError("filter: give at most one of keep, drop and lmax")
+            raise InvalidArgumentError("filter: give at most one of keep, drop and lmax")
         if lmax is not None:
             return Irreps([(mul, ir) for mul, ir in self if ir.l <= lmax])
         sel, flip = (keep, False) if keep is not None else (drop, True)

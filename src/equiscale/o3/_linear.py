@@ -14,6 +14,7 @@ from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 
 from equiscale.o3._irreps import Irreps
+from equiscale.errors import InvalidArgumentError
 
 __all__ = ["Linear"]
 
@@ -51,8 +52,8 @@ class Linear(torch.nn.Module):
                  _optimize_einsums=None) -> None:
         super().__init__()
         if path_normalization not in ("element", "path"):
-            raise ValueError(f"path_normalization: expected 'element' or 'path', got "
-                             f"{path_normalization!r}")
+            raise InvalidArgumentError(f"path_normalization: expected 'element' or 'path', got "
+                                       f"{path_normalization!r}")
         self.irreps_in, self.irreps_out = Irreps(irreps_in), Irreps(irreps_out)
         irreps_in, irreps_out = self.irreps_in, self.irreps_out
         if instructions is None:
@@ -62,14 +63,14 @@ class Linear(torch.nn.Module):
         for k, ins in enumerate(instructions):
             i, o = ins
             if not 0 <= i < len(irreps_in):
-                raise ValueError(f"instructions[{k}]: i_in={i} is not an index of irreps_in "
-                                 f"{irreps_in}")
+                raise InvalidArgumentError(f"instructions[{k}]: i_in={i} is not an index of irreps_in "
+                                           f"{irreps_in}")
             if not 0 <= o < len(irreps_out):
-                raise ValueError(f"instructions[{k}]: i_out={o} is not an index of irreps_out "
-                                 f"{irreps_out}")
+                raise InvalidArgumentError(f"instructions[{k}]: i_out={o} is not an index of irreps_out "
+                                           f"{irreps_out}")
             if irreps_in[i].ir != irreps_out[o].ir:
-                raise ValueError(f"instructions[{k}]: {irreps_in[i].ir} -> {irreps_out[o].ir}: "
-                                 f"a linear map needs the same irrep on both sides")
+                raise InvalidArgumentError(f"instructions[{k}]: {irreps_in[i].ir} -> {irreps_out[o].ir}: "
+                                           f"a linear map needs the same irrep on both sides")
             pairs.append((i, o))
 
         def alpha(i: int, o: int) -> float:
@@ -87,11 +88,11 @@ class Linear(torch.nn.Module):
             biases = [biases and ir.is_scalar() for _, ir in irreps_out]
         biases = list(biases)
         if len(biases) != len(irreps_out):
-            raise ValueError(f"biases: expected {len(irreps_out)} flags (one per output irrep), "
-                             f"got {len(biases)}")
+            raise InvalidArgumentError(f"biases: expected {len(irreps_out)} flags (one per output irrep), "
+                                       f"got {len(biases)}")
         for b, (_, ir) in zip(biases, irreps_out):
             if b and not ir.is_scalar():
-                raise ValueError(f"biases: only scalar (0e) outputs can have a bias, not {ir}")
+                raise InvalidArgumentError(f"biases: only scalar (0e) outputs can have a bias, not {ir}")
         self.instructions += [Instruction(-1, o, (mi.dim,), 1.0)
                               for o, (b, mi) in enumerate(zip(biases, irreps_out)) if b]
         if shared_weights is False and internal_weights is None:
@@ -99,7 +100,7 @@ class Linear(torch.nn.Module):
         shared_weights = True if shared_weights is None else shared_weights
         internal_weights = True if internal_weights is None else internal_weights
         if internal_weights and not shared_weights:
-            raise ValueError("internal_weights=True requires shared_weights=True")
+            raise InvalidArgumentError("internal_weights=True requires shared_weights=True")
         self.internal_weights, self.shared_weights = bool(internal_weights), bool(shared_weights)
         self.f_in, self.f_out = f_in, f_out
         live = [ins for ins in self.instructions if 0 not in ins.path_shape]
@@ -219,29 +220,29 @@ class Linear(torch.nn.Module):
         lead = 1 if fi is None else 2
         want = (self.irreps_in.dim,) if fi is None else (fi, self.irreps_in.dim)
         if features.dim() < lead or tuple(features.shape[-lead:]) != want:
-            raise ValueError(f"features: expected shape (..., {', '.join(map(str, want))}) for "
-                             f"irreps {self.irreps_in}, got {tuple(features.shape)}")
+            raise InvalidArgumentError(f"features: expected shape (..., {', '.join(map(str, want))}) for "
+                                       f"irreps {self.irreps_in}, got {tuple(features.shape)}")
         internal = weight is None and bias is None
         if weight is None:
             if self.weight_numel > 0 and not self.internal_weights:
-                raise ValueError("weight: this Linear has no internal weights; pass a tensor of "
-                                 f"shape (..., {self.weight_numel})")
+                raise InvalidArgumentError("weight: this Linear has no internal weights; pass a tensor of "
+                                           f"shape (..., {self.weight_numel})")
             weight = self.weight
         if bias is None:
             if self.bias_numel > 0 and not self.internal_weights:
-                raise ValueError(f"bias: this Linear has no internal biases; pass a tensor of "
-                                 f"shape ({self.bias_numel},)")
+                raise InvalidArgumentError(f"bias: this Linear has no internal biases; pass a tensor of "
+                                           f"shape ({self.bias_numel},)")
             bias = self.bias
         fshape = () if fi is None else (fi, self.f_out)
         if self.weight_numel > 0:
             if self.shared_weights and tuple(weight.shape) != fshape + (self.weight_numel,):
-                raise ValueError(f"weight: expected shape {fshape + (self.weight_numel,)}, got "
-                                 f"{tuple(weight.shape)}")
+                raise InvalidArgumentError(f"weight: expected shape {fshape + (self.weight_numel,)}, got "
+                                           f"{tuple(weight.shape)}")
             if not self.shared_weights and tuple(weight.shape[-1 - len(fshape):]) != \
                     fshape + (self.weight_numel,):
-                raise ValueError(f"weight: expected shape (..., "
-                                 f"{', '.join(map(str, fshape + (self.weight_numel,)))}), got "
-                                 f"{tuple(weight.shape)}")
+                raise InvalidArgumentError(f"weight: expected shape (..., "
+                                           f"{', '.join(map(str, fshape + (self.weight_numel,)))}), got "
+                                           f"{tuple(weight.shape)}")
         batch = features.shape[:-lead]
         # (rows, dim) inputs are used as they are: no reshape (one aten op and autograd node less)
         x = features if features.dim() == lead + 1 else features.reshape((prod(batch),) + want)
@@ -361,7 +362,7 @@ class Linear(torch.nn.Module):
         """View ``(..., *path_shape)`` of one instruction's weights."""
         if weight is None:
             if not self.internal_weights:
-                raise ValueError("weight: required when internal_weights=False")
+                raise InvalidArgumentError("weight: required when internal_weights=False")
             weight = self.weight
         offset = sum(prod(i.path_shape) for i in self.instructions[:instruction])
         ins = self.instructions[instruction]
@@ -373,7 +374,7 @@ class Linear(torch.nn.Module):
         """Views of every instruction's weights (as e3nn: in instruction order)."""
         if weight is None:
             if not self.internal_weights:
-                raise ValueError("weight: required when internal_weights=False")
+                raise InvalidArgumentError("weight: required when internal_weights=False")
             weight = self.weight
         offset = 0
         for k, ins in enumerate(self.instructions):

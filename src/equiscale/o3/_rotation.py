@@ -23,6 +23,7 @@ import math
 from typing import Optional, Tuple
 
 import torch
+from equiscale.errors import InvalidArgumentError
 
 __all__ = [
     "check_rotation_matrix", "rand_matrix", "identity_angles", "rand_angles", "compose_angles",
@@ -62,11 +63,11 @@ def check_rotation_matrix(R: torch.Tensor, allow_reflection: bool = True,
     or -1 if ``allow_reflection``. Non-finite entries and non-floating dtypes are rejected.
     """
     if not isinstance(R, torch.Tensor):
-        raise ValueError(f"rotation matrix must be a torch.Tensor, got {type(R).__name__}")
+        raise InvalidArgumentError(f"rotation matrix must be a torch.Tensor, got {type(R).__name__}")
     if R.dim() < 2 or tuple(R.shape[-2:]) != (3, 3):
-        raise ValueError(f"rotation matrix must have shape (..., 3, 3), got {tuple(R.shape)}")
+        raise InvalidArgumentError(f"rotation matrix must have shape (..., 3, 3), got {tuple(R.shape)}")
     if not R.is_floating_point():
-        raise ValueError(f"rotation matrix must have a floating dtype, got {R.dtype}")
+        raise InvalidArgumentError(f"rotation matrix must have a floating dtype, got {R.dtype}")
     if R.numel() == 0:
         return
     if atol is None:
@@ -79,11 +80,11 @@ def check_rotation_matrix(R: torch.Tensor, allow_reflection: bool = True,
         gram = (r[..., :, :, None] * r[..., :, None, :]).sum(-3)  # R^T R, elementwise (fast)
         err = (gram - eye).abs().amax()
         if not bool(err <= atol):  # also catches NaN
-            raise ValueError(f"matrix is not orthogonal: max |R^T R - 1| = {float(err):.3g} "
-                             f"> {atol:.3g} (tolerance for {R.dtype})")
+            raise InvalidArgumentError(f"matrix is not orthogonal: max |R^T R - 1| = {float(err):.3g} "
+                                       f"> {atol:.3g} (tolerance for {R.dtype})")
         if not allow_reflection and bool((_det3(r) < 0).any()):
-            raise ValueError("matrix has determinant -1 (a reflection); a proper rotation "
-                             "(determinant +1) is required")
+            raise InvalidArgumentError("matrix has determinant -1 (a reflection); a proper rotation "
+                                       "(determinant +1) is required")
 
 
 # --------------------------------------------------------------------------- random / identity

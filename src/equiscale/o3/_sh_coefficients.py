@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from typing import Tuple
+from equiscale.errors import InvalidArgumentError
 
 NORMALIZATIONS = ("integral", "component", "norm")
 
@@ -36,7 +37,7 @@ def degree_scale(l: int, normalization: str) -> float:
         return 1.0 / math.sqrt(4.0 * math.pi)
     if normalization == "norm":
         return 1.0 / math.sqrt(2 * l + 1)
-    raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    raise InvalidArgumentError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
 
 
 def recurrence_constants(lmax: int) -> Tuple[Tuple[float, ...], dict]:

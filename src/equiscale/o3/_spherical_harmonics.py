@@ -30,6 +30,7 @@ from equiscale._kernels import spherical_harmonics as _sh_kernel
 from equiscale.o3._sh_coefficients import NORMALIZATIONS
 from equiscale.o3._sh_fast import spherical_harmonics_kernel
 from equiscale.o3._sh_recurrence import spherical_harmonics_plain
+from equiscale.errors import InvalidArgumentError
 
 __all__ = ["spherical_harmonics", "SphericalHarmonics"]
 
@@ -42,18 +43,18 @@ def _irreps_class():
 
 def _check_normalization(normalization: str) -> None:
     if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        raise InvalidArgumentError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
 
 
 def _check_degree(l: Any) -> int:
     if isinstance(l, bool):
-        raise ValueError(f"degrees must be integers, got {l!r}")
+        raise InvalidArgumentError(f"degrees must be integers, got {l!r}")
     try:
         l = operator.index(l)  # int, numpy integers, ...
     except TypeError:
-        raise ValueError(f"degrees must be integers, got {l!r}") from None
+        raise InvalidArgumentError(f"degrees must be integers, got {l!r}") from None
     if l < 0:
-        raise ValueError(f"degrees must be >= 0, got {l}")
+        raise InvalidArgumentError(f"degrees must be >= 0, got {l}")
     return l
 
 
@@ -64,8 +65,8 @@ def _input_parity(irreps_in: Any) -> int:
         return -1
     if irreps == _irreps_class()("1x1e"):
         return 1
-    raise ValueError(f"irreps_in for SphericalHarmonics must be a vector (`1x1o`) or a pseudovector (`1x1e`), "
-                     f"not `{irreps_in}`")
+    raise InvalidArgumentError(f"irreps_in for SphericalHarmonics must be a vector (`1x1o`) or a pseudovector (`1x1e`), "
+                               f"not `{irreps_in}`")
 
 
 def parse_degrees(l: Any, irreps_in: Any = None) -> Tuple[List[int], int]:
@@ -85,8 +86,8 @@ def parse_degrees(l: Any, irreps_in: Any = None) -> Tuple[List[int], int]:
         ls: List[int] = []
         for mul, deg, p in entries:
             if p != p_in**deg:
-                raise ValueError(f"irreps_out `{l}` asks for l = {deg} with parity p = {p}, inconsistent with "
-                                 f"the input parity {p_in}: the output parity should be p = {p_in ** deg}")
+                raise InvalidArgumentError(f"irreps_out `{l}` asks for l = {deg} with parity p = {p}, inconsistent with "
+                                           f"the input parity {p_in}: the output parity should be p = {p_in ** deg}")
             ls.extend([deg] * mul)
     else:
         p_in = -1 if irreps_in is None else _input_parity(irreps_in)
@@ -95,7 +96,7 @@ def parse_degrees(l: Any, irreps_in: Any = None) -> Tuple[List[int], int]:
         else:
             ls = [_check_degree(l)]
     if not ls:
-        raise ValueError("no degree asked for: l is empty")
+        raise InvalidArgumentError("no degree asked for: l is empty")
     return ls, p_in
 
 
@@ -111,11 +112,11 @@ def _is_compiling() -> bool:
 
 def _evaluate(ls: Sequence[int], x: torch.Tensor, normalize: bool, normalization: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        raise InvalidArgumentError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() == 0 or x.shape[-1] != 3:
-        raise ValueError(f"x must have shape (..., 3), got {tuple(x.shape)}")
+        raise InvalidArgumentError(f"x must have shape (..., 3), got {tuple(x.shape)}")
     if not x.dtype.is_floating_point:
-        raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
+        raise InvalidArgumentError(f"x must be a floating-point tensor, got {x.dtype}")
     batch = x.shape[:-1]
     work = x.reshape(-1, 3)
     low_precision = work.dtype in (torch.float16, torch.bfloat16)

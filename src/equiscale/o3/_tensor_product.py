@@ -30,6 +30,7 @@ from equiscale.o3._tp_compat import e3nn_constants
 from equiscale.o3._tp_fast import build_fast_plan, fast_constants
 from equiscale.o3._tp_generic import GenericPath, generic_tensor_product
 from equiscale.o3._wigner import wigner_3j
+from equiscale.errors import InvalidArgumentError
 
 __all__ = ["Instruction", "TensorProduct"]
 
@@ -74,8 +75,8 @@ def _check_mode(idx: int, mode: str, m1: int, m2: int, mo: int, has_weight: bool
              "uvw": (has_weight, "weights (has_weight=True)")}
     ok, what = rules[mode]
     if not ok:
-        raise ValueError(f"instructions[{idx}]: mode {mode!r} needs {what}; got multiplicities "
-                         f"({m1}, {m2}) -> {mo}, has_weight={has_weight}")
+        raise InvalidArgumentError(f"instructions[{idx}]: mode {mode!r} needs {what}; got multiplicities "
+                                   f"({m1}, {m2}) -> {mo}, has_weight={has_weight}")
 
 
 def _variances(name: str, var, n: int) -> List[float]:
@@ -83,7 +84,7 @@ def _variances(name: str, var, n: int) -> List[float]:
         return [1.0] * n
     var = [float(v) for v in var]
     if len(var) != n:
-        raise ValueError(f"{name}: expected {n} variances (one per irrep), got {len(var)}")
+        raise InvalidArgumentError(f"{name}: expected {n} variances (one per irrep), got {len(var)}")
     return var
 
 
@@ -115,11 +116,11 @@ class TensorProduct(torch.nn.Module):
         irrep_normalization = irrep_normalization or "component"
         path_normalization = path_normalization or "element"
         if irrep_normalization not in ("component", "norm", "none"):
-            raise ValueError("irrep_normalization: expected 'component', 'norm' or 'none', got "
-                             f"{irrep_normalization!r}")
+            raise InvalidArgumentError("irrep_normalization: expected 'component', 'norm' or 'none', got "
+                                       f"{irrep_normalization!r}")
         if path_normalization not in ("element", "path", "none"):
-            raise ValueError("path_normalization: expected 'element', 'path' or 'none', got "
-                             f"{path_normalization!r}")
+            raise InvalidArgumentError("path_normalization: expected 'element', 'path' or 'none', got "
+                                       f"{path_normalization!r}")
         self.irreps_in1, self.irreps_in2 = Irreps(irreps_in1), Irreps(irreps_in2)
         self.irreps_out = Irreps(irreps_out)
         self.irrep_normalization, self.path_normalization = irrep_normalization, path_normalization
@@ -136,7 +137,7 @@ class TensorProduct(torch.nn.Module):
         if internal_weights is None:
             internal_weights = shared_weights and any(i.has_weight for i in self.instructions)
         if internal_weights and not shared_weights:
-            raise ValueError("internal_weights=True requires shared_weights=True")
+            raise InvalidArgumentError("internal_weights=True requires shared_weights=True")
         self.internal_weights, self.shared_weights = bool(internal_weights), bool(shared_weights)
         self.weight_numel = sum(prod(i.path_shape) for i in self.instructions if i.has_weight)
         if self.internal_weights and self.weight_numel > 0:
@@ -159,23 +160,23 @@ class TensorProduct(torch.nn.Module):
         for idx, ins in enumerate(instructions):
             ins = tuple(ins)
             if len(ins) not in (5, 6):
-                raise ValueError(f"instructions[{idx}]: expected (i_in1, i_in2, i_out, mode, "
-                                 f"has_weight[, path_weight]), got {ins!r}")
+                raise InvalidArgumentError(f"instructions[{idx}]: expected (i_in1, i_in2, i_out, mode, "
+                                           f"has_weight[, path_weight]), got {ins!r}")
             i1, i2, io, mode, has_weight = ins[:5]
             pw = float(ins[5]) if len(ins) == 6 else 1.0
             for name, i, irreps in (("i_in1", i1, self.irreps_in1), ("i_in2", i2, self.irreps_in2),
                                     ("i_out", io, self.irreps_out)):
                 if not 0 <= i < len(irreps):
-                    raise ValueError(f"instructions[{idx}]: {name}={i} is not an index of "
-                                     f"irreps {irreps} (expected 0 <= {name} < {len(irreps)})")
+                    raise InvalidArgumentError(f"instructions[{idx}]: {name}={i} is not an index of "
+                                               f"irreps {irreps} (expected 0 <= {name} < {len(irreps)})")
             if mode not in _MODES:
-                raise ValueError(f"instructions[{idx}]: unknown mode {mode!r}, expected one of "
-                                 f"{_MODES}")
+                raise InvalidArgumentError(f"instructions[{idx}]: unknown mode {mode!r}, expected one of "
+                                           f"{_MODES}")
             (m1, ir1), (m2, ir2), (mo, iro) = (self.irreps_in1[i1], self.irreps_in2[i2],
                                                self.irreps_out[io])
             if ir1.p * ir2.p != iro.p or not abs(ir1.l - ir2.l) <= iro.l <= ir1.l + ir2.l:
-                raise ValueError(f"instructions[{idx}]: {ir1} x {ir2} -> {iro} violates the "
-                                 f"selection rules (|l1 - l2| <= l_out <= l1 + l2, p1 p2 = p_out)")
+                raise InvalidArgumentError(f"instructions[{idx}]: {ir1} x {ir2} -> {iro} violates the "
+                                           f"selection rules (|l1 - l2| <= l_out <= l1 + l2, p1 p2 = p_out)")
             _check_mode(idx, mode, m1, m2, mo, bool(has_weight))
             out.append(Instruction(i1, i2, io, mode, bool(has_weight), pw,
                                    _path_shape(mode, m1, m2, mo)))
@@ -280,16 +281,16 @@ class TensorProduct(torch.nn.Module):
                                     for w, s in zip(weight, shapes)], dim=-1)
         if weight is None:
             if self.weight_numel > 0 and not self.internal_weights:
-                raise ValueError(f"weight: this TensorProduct has no internal weights; pass a "
-                                 f"tensor of shape {self._weight_shape_text()}")
+                raise InvalidArgumentError(f"weight: this TensorProduct has no internal weights; pass a "
+                                           f"tensor of shape {self._weight_shape_text()}")
             return self.weight
         if self.shared_weights:
             if tuple(weight.shape) != (self.weight_numel,):
-                raise ValueError(f"weight: expected shape {self._weight_shape_text()}, got "
-                                 f"{tuple(weight.shape)}")
+                raise InvalidArgumentError(f"weight: expected shape {self._weight_shape_text()}, got "
+                                           f"{tuple(weight.shape)}")
         elif weight.dim() < 2 or weight.shape[-1] != self.weight_numel:
-            raise ValueError(f"weight: expected shape {self._weight_shape_text()}, got "
-                             f"{tuple(weight.shape)}")
+            raise InvalidArgumentError(f"weight: expected shape {self._weight_shape_text()}, got "
+                                       f"{tuple(weight.shape)}")
         return weight
 
     def _weight_shape_text(self) -> str:
@@ -301,30 +302,31 @@ class TensorProduct(torch.nn.Module):
         """``x (..., irreps_in1.dim)``, ``y (..., irreps_in2.dim)`` -> ``(..., irreps_out.dim)``."""
         d1, d2 = self.irreps_in1.dim, self.irreps_in2.dim
         if x.dim() < 1 or x.shape[-1] != d1:
-            raise ValueError(f"x: expected shape (..., {d1}) for irreps {self.irreps_in1}, got "
-                             f"{tuple(x.shape)}")
+            raise InvalidArgumentError(f"x: expected shape (..., {d1}) for irreps {self.irreps_in1}, got "
+                                       f"{tuple(x.shape)}")
         if y.dim() < 1 or y.shape[-1] != d2:
-            raise ValueError(f"y: expected shape (..., {d2}) for irreps {self.irreps_in2}, got "
-                             f"{tuple(y.shape)}")
+            raise InvalidArgumentError(f"y: expected shape (..., {d2}) for irreps {self.irreps_in2}, got "
+                                       f"{tuple(y.shape)}")
         if x.dtype != y.dtype:
-            raise ValueError(f"y: dtype {y.dtype} differs from x's {x.dtype}")
+            raise InvalidArgumentError(f"y: dtype {y.dtype} differs from x's {x.dtype}")
         w = self._get_weights(weight)
         if self.weight_numel > 0 and w.dtype != x.dtype:
-            raise ValueError(f"weight: dtype {w.dtype} differs from the inputs' {x.dtype} "
-                             f"(convert the module with .to({x.dtype}) or pass weights)")
+            raise InvalidArgumentError(f"weight: dtype {w.dtype} differs from the inputs' {x.dtype} "
+                                       f"(convert the module with .to({x.dtype}) or pass weights)")
         shapes = [x.shape[:-1], y.shape[:-1]]
         if not self.shared_weights:
             shapes.append(w.shape[:-1])
         try:
             batch = torch.broadcast_shapes(*shapes)
         except RuntimeError:
-            raise ValueError(f"x {tuple(x.shape)}, y {tuple(y.shape)}"
-                             + ("" if self.shared_weights else f" and weight {tuple(w.shape)}")
-                             + ": leading dimensions do not broadcast") from None
-        x2d = x.expand(batch + (d1,)).reshape(-1, d1)
-        y2d = y.expand(batch + (d2,)).reshape(-1, d2)
+            raise InvalidArgumentError(f"x {tuple(x.shape)}, y {tuple(y.shape)}"
+                                       + ("" if self.shared_weights else f" and weight {tuple(w.shape)}")
+                                       + ": leading dimensions do not broadcast") from None
+        n = prod(batch)  # not reshape(-1, d): ambiguous when d == 0 (an empty irreps)
+        x2d = x.expand(batch + (d1,)).reshape(n, d1)
+        y2d = y.expand(batch + (d2,)).reshape(n, d2)
         if not self.shared_weights:
-            w = w.expand(batch + (self.weight_numel,)).reshape(-1, self.weight_numel)
+            w = w.expand(batch + (self.weight_numel,)).reshape(n, self.weight_numel)
         if (self._uvw_plan is not None and x.dtype in (torch.float32, torch.float64)
                 and _kernels.use_kernels(x2d, y2d, w)):
             out = _tp_kernel.tensor_product_uvw(self._uvw_plan, x2d, y2d, w)
@@ -360,7 +362,7 @@ class TensorProduct(torch.nn.Module):
                                     weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """View ``(..., *path_shape)`` of the weights of one instruction."""
         if not self.instructions[instruction].has_weight:
-            raise ValueError(f"instruction: instruction {instruction} has no weights")
+            raise InvalidArgumentError(f"instruction: instruction {instruction} has no weights")
         offset = sum(prod(i.path_shape) for i in self.instructions[:instruction] if i.has_weight)
         ins = self.instructions[instruction]
         weight = self._get_weights(weight)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import List, NamedTuple, Optional, Tuple
 
 import torch
+from equiscale.errors import InvalidArgumentError
 
 __all__ = ["GenericPath", "generic_tensor_product"]
 
@@ -67,7 +68,7 @@ def _path_output(p: GenericPath, a: torch.Tensor, b: torch.Tensor, c: torch.Tens
         return s * w.unsqueeze(-1) if w is not None else s
     if mode == "u<vw":
         return torch.einsum(f"zqk,{z}qw->zwk", s, w)
-    raise ValueError(f"unknown connection mode {mode!r}")
+    raise InvalidArgumentError(f"unknown connection mode {mode!r}")
 
 
 def generic_tensor_product(paths: List[GenericPath], out_blocks: List[Tuple[int, int]],

@@ -10,6 +10,7 @@ from typing import Iterable, List, Optional
 
 from equiscale.o3._irreps import Irrep, Irreps
 from equiscale.o3._tensor_product import TensorProduct
+from equiscale.errors import InvalidArgumentError
 
 __all__ = ["FullyConnectedTensorProduct", "ElementwiseTensorProduct", "FullTensorProduct",
            "TensorSquare"]
@@ -21,7 +22,7 @@ def _filter(filter_ir_out) -> Optional[List[Irrep]]:
     try:
         return [Irrep(ir) for ir in filter_ir_out]
     except (ValueError, TypeError):
-        raise ValueError(f"filter_ir_out: expected an iterable of irreps, got {filter_ir_out!r}") \
+        raise InvalidArgumentError(f"filter_ir_out: expected an iterable of irreps, got {filter_ir_out!r}") \
             from None
 
 
@@ -58,8 +59,8 @@ class ElementwiseTensorProduct(TensorProduct):
         in2 = list(Irreps(irreps_in2).simplify())
         keep = _filter(filter_ir_out)
         if sum(m for m, _ in in1) != sum(m for m, _ in in2):
-            raise ValueError(f"irreps_in2: {Irreps(irreps_in2)} must have as many irreps "
-                             f"(sum of multiplicities) as irreps_in1 {Irreps(irreps_in1)}")
+            raise InvalidArgumentError(f"irreps_in2: {Irreps(irreps_in2)} must have as many irreps "
+                                       f"(sum of multiplicities) as irreps_in1 {Irreps(irreps_in1)}")
         i = 0
         while i < len(in1):  # split the larger block so both sides align
             (m1, ir1), (m2, ir2) = in1[i], in2[i]
@@ -125,12 +126,12 @@ class TensorSquare(TensorProduct):
                  irrep_normalization: str = None, **kwargs) -> None:
         norm = irrep_normalization or "component"
         if norm not in ("component", "norm", "none"):
-            raise ValueError(f"irrep_normalization: expected 'component', 'norm' or 'none', got "
-                             f"{norm!r}")
+            raise InvalidArgumentError(f"irrep_normalization: expected 'component', 'norm' or 'none', got "
+                                       f"{norm!r}")
         irreps_in = Irreps(irreps_in).simplify()
         keep = _filter(filter_ir_out)
         if irreps_out is not None and keep is not None:
-            raise ValueError("irreps_out and filter_ir_out: give at most one of them")
+            raise InvalidArgumentError("irreps_out and filter_ir_out: give at most one of them")
         instr = []
         if irreps_out is None:
             out = []

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from equiscale.o3._rotation import _as_float_tensor, _det3, angles_to_matrix, check_rotation_matrix
+from equiscale.errors import InvalidArgumentError
 
 __all__ = ["wigner_D", "wigner_3j", "change_basis_real_to_complex", "su2_generators", "so3_generators"]
 
@@ -53,7 +54,7 @@ def _device(device: Optional[torch.device]) -> torch.device:
 def _check_degree(name: str, l: object) -> int:
     """Return ``l`` as an int, or raise ValueError if it is not a non-negative integer."""
     if isinstance(l, bool) or not isinstance(l, (int, np.integer)) or l < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {l!r}")
+        raise InvalidArgumentError(f"{name} must be a non-negative integer, got {l!r}")
     return int(l)
 
 
@@ -130,8 +131,8 @@ def wigner_3j(l1: int, l2: int, l3: int, dtype: Optional[torch.dtype] = None,
     """
     l1, l2, l3 = (_check_degree(n, v) for n, v in (("l1", l1), ("l2", l2), ("l3", l3)))
     if not abs(l2 - l3) <= l1 <= l2 + l3:
-        raise ValueError(f"wigner_3j: degrees ({l1}, {l2}, {l3}) violate the triangle rule "
-                         f"|l2 - l3| <= l1 <= l2 + l3")
+        raise InvalidArgumentError(f"wigner_3j: degrees ({l1}, {l2}, {l3}) violate the triangle rule "
+                                   f"|l2 - l3| <= l1 <= l2 + l3")
     c = torch.from_numpy(np.array(_real_clebsch_gordan(l1, l2, l3)))
     return c.to(dtype=dtype or torch.get_default_dtype(), device=_device(device))
 
@@ -152,7 +153,7 @@ def change_basis_real_to_complex(l: int, dtype: Optional[torch.dtype] = None,
     elif real in _COMPLEX:
         cdtype = _COMPLEX[real]
     else:
-        raise ValueError(f"change_basis_real_to_complex: unsupported dtype {real}")
+        raise InvalidArgumentError(f"change_basis_real_to_complex: unsupported dtype {real}")
     return torch.from_numpy(_real_to_complex(l).copy()).to(dtype=cdtype, device=_device(device))
 
 
@@ -166,7 +167,7 @@ def su2_generators(j: int, dtype: Optional[torch.dtype] = None,
     """
     two_j = 2 * j
     if isinstance(j, bool) or not float(two_j).is_integer() or j < 0:
-        raise ValueError(f"su2_generators: j must be a non-negative integer or half-integer, got {j!r}")
+        raise InvalidArgumentError(f"su2_generators: j must be a non-negative integer or half-integer, got {j!r}")
     n = int(round(two_j)) + 1
     m = np.arange(n) - j
     jj = j * (j + 1)
