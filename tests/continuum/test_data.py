@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from equiscale import cli
 from equiscale.continuum.app import APPLICATION
@@ -106,3 +107,31 @@ def test_save_then_load_round_trip(tmp_path):
     loaded = load_fluid(tmp_path / "x.npz")
     assert np.array_equal(loaded.vorticity, w) and loaded.dt == 0.1 and loaded.viscosity == 1e-3
     assert [p.name for p in tmp_path.iterdir()] == ["x.npz"]  # no temporary file left behind
+
+
+def test_a_file_in_another_layout_gives_the_same_training_data(tmp_path):
+    from equiscale.continuum.training import FluidWindows
+
+    ours = generate_fluid(tmp_path / "ours.npz", trajectories=2, steps=3, resolution=8, progress=False)
+    w = ours.vorticity
+    assert not np.allclose(w, np.swapaxes(w, -1, -2))  # a transpose would be visible
+    np.savez(tmp_path / "xy.npz", vorticity=np.transpose(w, (0, 1, 3, 2)), layout="trajectory time x y", dt=0.2)
+    np.savez(tmp_path / "txy.npz", vorticity=np.transpose(w, (1, 0, 3, 2)), layout="t, n, x, y")
+    for name in ("xy.npz", "txy.npz"):
+        loaded = load_fluid(tmp_path / name)
+        assert np.array_equal(loaded.vorticity, w) and loaded.vorticity.flags["C_CONTIGUOUS"]
+        assert "transposed to [trajectory time y x]" in loaded.layout_note
+        for a, b in zip(FluidWindows(torch.from_numpy(loaded.vorticity), 2), FluidWindows(torch.from_numpy(w), 2)):
+            assert torch.equal(a, b)
+    assert load_fluid(tmp_path / "ours.npz").source_layout == "trajectory time y x"
+    np.savez(tmp_path / "bare.npz", vorticity=w)
+    assert "no 'layout' entry" in load_fluid(tmp_path / "bare.npz").layout_note
+    assert np.array_equal(load_fluid(tmp_path / "bare.npz").vorticity, w)
+
+
+@pytest.mark.parametrize("layout, message", [("trajectory time x x", "must name the axes trajectory, time, x and y"),
+                                             (np.array(["a", "b"]), "'layout' must be one string")])
+def test_a_bad_layout_is_one_clear_error(tmp_path, layout, message):
+    np.savez(tmp_path / "bad.npz", vorticity=np.zeros((1, 2, 4, 4), np.float32), layout=layout)
+    with pytest.raises(ValueError, match=message):
+        load_fluid(tmp_path / "bad.npz")

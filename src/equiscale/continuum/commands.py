@@ -35,6 +35,8 @@ def train_fluid(settings: TrainFluid) -> int:
     summary = training.train_fluid(settings.data, settings.run_dir, settings, resume=settings.resume,
                                    progress=not settings.quiet, epoch_lines=True)
     if summary["is_main"]:
+        if "no 'layout' entry" in summary["layout"]:
+            print(f"{settings.data}: {summary['layout']}")
         print(f"trained {settings.model} in {settings.run_dir}: {summary['parameters']} parameters, "
               f"{summary['steps']} steps, {summary['train_time']:.0f} s ({summary['stop_reason']}), "
               f"best validation loss {summary['best']:.3e}")

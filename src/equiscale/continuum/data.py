@@ -1,9 +1,19 @@
 """The fluid data format and its generation.
 
 A data file is an ``.npz`` holding ``vorticity`` (float32 ``[N, T + 1, R, R]``: N trajectories of
-T + 1 frames on an R x R periodic grid, x along the columns, y along the rows) and the scalars
-``dt`` (time between frames), ``viscosity`` and ``domain_size`` (side of the square). Any file in
-this format works with the training and evaluation commands; only ``vorticity`` is required.
+T + 1 frames on an R x R periodic grid, x along the columns, y along the rows: the layout
+``"trajectory time y x"``) and the scalars ``dt`` (time between frames), ``viscosity`` and
+``domain_size`` (side of the square). Any file in this format works with the training and
+evaluation commands; only ``vorticity`` is required.
+
+Layout: a file may say how its axes are ordered in a string entry ``layout`` naming the four axes
+``trajectory``, ``time``, ``x`` and ``y`` in order (separated by spaces or commas; ``n``/``batch``/
+``sample`` and ``t`` are accepted too). Another solver's ``"trajectory time x y"`` (``w[n, t, i, j]``
+at ``x_i, y_j``) is transposed on loading to ours, which matters: taking it as ours would mirror
+the flow about the diagonal, and a mirrored vorticity field is the wrong physics (vorticity is a
+pseudo-scalar: a reflected flow has the opposite sign). A file **without** a ``layout`` entry is
+taken as ours, ``"trajectory time y x"`` (:data:`LAYOUT`); :attr:`FluidData.layout_note` says so.
+Files written here (:func:`save_fluid`) always carry the entry.
 """
 from __future__ import annotations
 
@@ -21,7 +31,11 @@ import torch
 from equiscale.continuum.simulate import cfl_substeps, random_vorticity, simulate_vorticity
 from equiscale.train.progress import progress_bar
 
-__all__ = ["FluidData", "load_fluid", "save_fluid", "generate_fluid"]
+__all__ = ["FluidData", "LAYOUT", "parse_layout", "load_fluid", "save_fluid", "generate_fluid"]
+
+LAYOUT = "trajectory time y x"
+_AXIS_NAMES = {"trajectory": "trajectory", "trajectories": "trajectory", "n": "trajectory", "batch": "trajectory",
+               "sample": "trajectory", "time": "time", "t": "time", "x": "x", "y": "y"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,17 @@ class FluidData:
     dt: float = math.nan
     viscosity: float = math.nan
     domain_size: float = 2 * math.pi
+    #: the file's ``layout`` entry, or None when it had none (and :data:`LAYOUT` was assumed)
+    source_layout: str | None = LAYOUT
+
+    @property
+    def layout_note(self) -> str:
+        """One line saying how the file's axes were read."""
+        if self.source_layout is None:
+            return f"the file has no 'layout' entry: its vorticity was taken as [{LAYOUT}] (x along the columns)"
+        if parse_layout(self.source_layout) == parse_layout(LAYOUT):
+            return f"layout [{LAYOUT}] as stored"
+        return f"layout [{self.source_layout}] transposed to [{LAYOUT}]"
 
     @property
     def trajectories(self) -> int:
@@ -60,15 +85,44 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def parse_layout(text: str) -> tuple[str, ...]:
+    """The axis names of a ``layout`` string, e.g. ``"trajectory time x y"`` -> ``("trajectory", "time", "x", "y")``.
+
+    Args:
+        text: four axis names separated by spaces or commas (brackets ignored).
+
+    Returns:
+        The canonical names, in the file's order.
+
+    Raises:
+        ValueError: not a permutation of trajectory, time, x and y.
+    """
+    words = [w for w in str(text).replace(",", " ").replace("[", " ").replace("]", " ").lower().split() if w]
+    names = tuple(_AXIS_NAMES.get(w, w) for w in words)
+    if sorted(names) != sorted(("trajectory", "time", "x", "y")):
+        raise ValueError(f"layout {text!r} must name the axes trajectory, time, x and y once each, in the file's order "
+                         f"(ours: {LAYOUT!r})")
+    return names
+
+
 def save_fluid(path: str | os.PathLike, data: FluidData) -> None:
-    """Write ``data`` to ``path`` (``.npz``) atomically."""
+    """Write ``data`` to ``path`` (``.npz``) atomically, in our layout (:data:`LAYOUT`, stated in the file)."""
     arrays = {"vorticity": np.asarray(data.vorticity, dtype=np.float32), "dt": np.float64(data.dt),
-              "viscosity": np.float64(data.viscosity), "domain_size": np.float64(data.domain_size)}
+              "viscosity": np.float64(data.viscosity), "domain_size": np.float64(data.domain_size),
+              "layout": np.str_(LAYOUT)}
     _atomic_write(Path(path), lambda file: np.savez(file, **arrays))
 
 
 def load_fluid(path: str | os.PathLike) -> FluidData:
-    """Read and check a fluid ``.npz``; ValueError naming the problem if it is not usable."""
+    """Read and check a fluid ``.npz``, transposed to our layout; ValueError naming the problem if it is not usable.
+
+    Args:
+        path: the file; its ``layout`` entry, when present, says how ``vorticity``'s axes are
+            ordered (see the module docstring); without one it is taken as :data:`LAYOUT`.
+
+    Returns:
+        The data with vorticity ``[N, T + 1, R, R]`` as ``[trajectory, time, y, x]``.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"fluid data file {path} does not exist")
@@ -88,6 +142,20 @@ def load_fluid(path: str | os.PathLike) -> FluidData:
                 if value.size != 1 or not np.issubdtype(value.dtype, np.number):
                     raise ValueError(f"{path}: '{key}' must be a single number, got shape {value.shape}")
                 meta[key] = float(value.reshape(()))
+        layout = None
+        if "layout" in archive.files:
+            value = np.asarray(archive["layout"])
+            if value.size != 1 or value.dtype.kind not in "US":
+                raise ValueError(f"{path}: 'layout' must be one string such as {LAYOUT!r}, got {value.dtype} {value.shape}")
+            item = value.reshape(()).item()
+            layout = item.decode() if isinstance(item, bytes) else str(item)
+    if layout is not None:
+        try:
+            axes = parse_layout(layout)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        if w.ndim == 4:
+            w = np.transpose(w, [axes.index(a) for a in parse_layout(LAYOUT)])
     if w.ndim != 4 or w.shape[-1] != w.shape[-2]:
         raise ValueError(f"{path}: vorticity must be [N, T + 1, R, R] with square frames, got shape {w.shape}")
     if w.shape[0] < 1 or w.shape[1] < 2:
@@ -101,7 +169,7 @@ def load_fluid(path: str | os.PathLike) -> FluidData:
         where = np.argwhere(bad)[0]
         raise ValueError(f"{path}: vorticity holds {int(bad.sum())} NaN or infinite values "
                          f"(first at trajectory {where[0]}, frame {where[1]})")
-    return FluidData(w.astype(np.float32, copy=False), **meta)
+    return FluidData(np.ascontiguousarray(w, dtype=np.float32), **meta, source_layout=layout)
 
 
 def _trajectory_seeds(seed: int, count: int) -> list[int]:

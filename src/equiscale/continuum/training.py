@@ -303,6 +303,7 @@ def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike 
     finally:
         cleanup()
     summary["parameters"] = extra["parameters"]
+    summary["layout"] = data.layout_note
     summary["is_main"] = rank == 0
     return summary
 
