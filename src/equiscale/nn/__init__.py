@@ -28,6 +28,7 @@ from equiscale.nn.points import (
     soft_one_hot_linspace,
     soft_unit_step,
 )
+from equiscale.nn.points import S2Activation, SO3Activation
 from equiscale.nn.grids import (
     FieldType,
     GatedNonlinearity,
@@ -89,3 +90,4 @@ __all__ = [
     "PointwiseNonlinearity",
     "SteerableBatchNorm",
 ]
+__all__ += ["S2Activation", "SO3Activation"]

@@ -14,6 +14,7 @@ from equiscale.nn.points.fully_connected import FullyConnectedNet
 from equiscale.nn.points.fused import GatherTensorProductScatter
 from equiscale.nn.points.gate import Gate
 from equiscale.nn.points.graph import edge_pairs, radius_graph
+from equiscale.nn.points.grid_activation import S2Activation, SO3Activation
 from equiscale.nn.points.identity import Identity
 from equiscale.nn.points.message_passing import MessagePassing, uvu_instructions
 from equiscale.nn.points.mlp import RadialMLP
@@ -49,3 +50,4 @@ __all__ = [
     "soft_one_hot_linspace",
     "soft_unit_step",
 ]
+__all__ += ["S2Activation", "SO3Activation"]
