@@ -1,6 +1,7 @@
 """The gate nonlinearity of e3nn: activations on scalars, scalar gates on everything else.
 
-Same signature, input layout, ``irreps_in``/``irreps_out`` and numbers as ``e3nn.nn.Gate`` (0.6).
+Same signature, input layout, ``irreps_in``/``irreps_out``, numbers and state-dict keys as
+``e3nn.nn.Gate`` (0.6).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from equiscale import o3
+from equiscale.errors import InvalidArgumentError
 from equiscale.nn.points.activation import Activation
 
 __all__ = ["Gate"]
@@ -27,6 +29,12 @@ class Gate(nn.Module):
     ``irreps_in = (irreps_scalars + irreps_gates + irreps_gated).sort().irreps.simplify()``. The
     output is ``irreps_out = act_scalars' irreps + gated irreps`` (a gated ``l`` irrep takes the
     parity of its gate: an odd gate flips it), in that order, not sorted.
+
+    ``mul`` is the :class:`~equiscale.o3.ElementwiseTensorProduct` of the gated irreps and the
+    gates, as in e3nn: it gives the gated part of ``irreps_out`` and e3nn's state-dict entries
+    (``mul.weight``, empty, and ``mul.output_mask``), so state dicts move between the two; the
+    forward multiplies by the gates directly (the same numbers: a product with a ``0e`` scalar
+    under component normalisation is the plain product).
 
     Args:
         irreps_scalars: scalars (l = 0) passed through ``act_scalars``.
@@ -49,11 +57,11 @@ class Gate(nn.Module):
         super().__init__()
         scalars, gates, gated = o3.Irreps(irreps_scalars), o3.Irreps(irreps_gates), o3.Irreps(irreps_gated)
         if len(gates) > 0 and gates.lmax > 0:
-            raise ValueError(f"irreps_gates must be scalars, got {gates}")
+            raise InvalidArgumentError(f"irreps_gates must be scalars, got {gates}")
         if len(scalars) > 0 and scalars.lmax > 0:
-            raise ValueError(f"irreps_scalars must be scalars, got {scalars}")
+            raise InvalidArgumentError(f"irreps_scalars must be scalars, got {scalars}")
         if gates.num_irreps != gated.num_irreps:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"irreps_gated has {gated.num_irreps} irreps but irreps_gates has {gates.num_irreps} gate scalars: they must match"
             )
         self.irreps_scalars, self.irreps_gates, self.irreps_gated = scalars.simplify(), gates.simplify(), gated.simplify()
@@ -78,11 +86,12 @@ class Gate(nn.Module):
         # Each gate scalar repeated over the components of the irrep it gates.
         spread = [j for j, d in enumerate(ir.dim for mul, ir in self.irreps_gated for _ in range(mul)) for _ in range(d)]
         self.register_buffer("_spread", torch.tensor(spread, dtype=torch.long), persistent=False)
-        self.irreps_out = self.act_scalars.irreps_out + _gated_irreps(self.irreps_gated, self.act_gates.irreps_out)
+        self.mul = o3.ElementwiseTensorProduct(gated, self.act_gates.irreps_out)
+        self.irreps_out = self.act_scalars.irreps_out + self.mul.irreps_out
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.shape[-1] != self._dim_in:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"features must have shape (..., {self._dim_in}) for irreps_in = {self.irreps_in}, got {tuple(features.shape)}"
             )
         if not self._identity_order:
@@ -98,19 +107,3 @@ class Gate(nn.Module):
     def __repr__(self) -> str:
         return f"{type(self).__name__} ({self.irreps_in} -> {self.irreps_out})"
 
-
-def _gated_irreps(gated: o3.Irreps, gates: o3.Irreps) -> o3.Irreps:
-    """Output irreps of gating ``gated`` by ``gates`` entry by entry, split as e3nn splits them."""
-    left = [(mul, ir) for mul, ir in gated.simplify()]
-    right = [(mul, ir) for mul, ir in gates.simplify()]
-    out = []
-    while left and right:
-        (mul_1, ir_1), (mul_2, ir_2) = left[0], right[0]
-        mul = min(mul_1, mul_2)
-        out.append((mul, o3.Irrep(ir_1.l, ir_1.p * ir_2.p)))
-        left[0], right[0] = (mul_1 - mul, ir_1), (mul_2 - mul, ir_2)
-        if left[0][0] == 0:
-            left.pop(0)
-        if right[0][0] == 0:
-            right.pop(0)
-    return o3.Irreps(out)
