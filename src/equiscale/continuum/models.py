@@ -8,62 +8,36 @@
   rotations of the data the "augmented CNN"); :func:`cnn_width_matching` picks its width so that it
   has about as many parameters as a given G-CNN.
 
-Inputs and outputs are ``(B, H, W)`` (or ``(B, 1, H, W)``, kept as given). Both models predict the
-increment: ``f(w) = w + delta_scale * net(w / field_scale)``, with two scalar scales from the data
-(scalars keep equivariance).
+The field's standard surrogates and their equivariant versions live beside them:
+:class:`~.unet.GUNet`/:class:`~.unet.UNet` (PDEArena-style U-Nets) and :class:`~.fno.GFNO`/:class:`~.fno.FNO`
+(Fourier neural operators); :func:`build_model` builds any of them by name.
+
+Inputs and outputs are ``(B, H, W)`` (or ``(B, 1, H, W)``, kept as given). Every model predicts the
+increment (:class:`~.increment.IncrementModel`): ``f(w) = w + delta_scale * net(w / field_scale)``,
+with two scalar scales from the data (scalars keep equivariance).
 """
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from equiscale.groups import C, D
+from equiscale.continuum.fno import FNO, GFNO
+from equiscale.continuum.increment import IncrementModel, parse_group, pseudo_scalar
+from equiscale.continuum.unet import GUNet, UNet
+from equiscale.errors import InvalidArgumentError
 from equiscale.nn.grids import GroupConv2d, GroupPool, LiftingConv2d
 from equiscale.train.metrics import count_parameters
 
-__all__ = ["FluidGCNN", "FluidCNN", "build_model", "count_parameters", "cnn_width_matching", "parse_group"]
+__all__ = ["FluidGCNN", "FluidCNN", "GUNet", "UNet", "GFNO", "FNO", "IncrementModel", "MODELS", "build_model",
+           "count_parameters", "cnn_width_matching", "width_matching", "parse_group"]
+
+MODELS = ("gcnn", "cnn", "cnn-aug", "gunet", "unet", "gfno", "fno")
 
 
-def parse_group(name: Any) -> Any:
-    """``"C4"``/``"D4"`` (or a group object) -> ``C(4)``/``D(4)``."""
-    if not isinstance(name, str):
-        return name
-    text = name.strip().upper().replace("(", "").replace(")", "")
-    if len(text) >= 2 and text[0] in "CD" and text[1:].isdigit():
-        return (C if text[0] == "C" else D)(int(text[1:]))
-    raise ValueError(f"unknown group {name!r}: use C4 or D4 (or Cn / Dn)")
-
-
-
-class _Increment(nn.Module):
-    """``w -> w + delta_scale * net(w / field_scale)`` over ``(B, H, W)`` or ``(B, 1, H, W)`` fields."""
-
-    def __init__(self, field_scale: float, delta_scale: float) -> None:
-        super().__init__()
-        self.register_buffer("field_scale", torch.tensor(float(field_scale)))
-        self.register_buffer("delta_scale", torch.tensor(float(delta_scale)))
-
-    def net(self, x: Tensor) -> Tensor:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def forward(self, w: Tensor) -> Tensor:
-        """``(B, H, W)`` or ``(B, 1, H, W)`` vorticity at t -> the same shape at t + dt."""
-        squeeze = w.dim() == 3
-        if squeeze:
-            w = w[:, None]
-        if w.dim() != 4 or w.shape[1] != 1:
-            raise ValueError(f"{type(self).__name__}: vorticity must be (B, H, W) or (B, 1, H, W), got {tuple(w.shape)}")
-        if w.shape[-1] != w.shape[-2]:
-            raise ValueError(f"{type(self).__name__}: the field is {w.shape[-2]}x{w.shape[-1]}, not square: "
-                             f"90-degree rotations need H == W")
-        out = w + self.delta_scale.to(w.dtype) * self.net(w / self.field_scale.to(w.dtype))
-        return out[:, 0] if squeeze else out
-
-
-class FluidGCNN(_Increment):
+class FluidGCNN(IncrementModel):
     """Residual G-CNN for one step of 2D vorticity, exactly C(4)/D(4)-equivariant.
 
     ``width`` regular fields (``width * |G|`` channels) in ``blocks`` residual blocks
@@ -78,7 +52,7 @@ class FluidGCNN(_Increment):
         self.group = parse_group(group)
         if kernel_size % 2 == 0:
             raise ValueError(f"FluidGCNN: kernel_size must be odd (centred 'same' padding), got {kernel_size}")
-        pseudo = self.group.irrep(1, 0) if self.group.name.startswith("D") else None
+        pseudo = pseudo_scalar(self.group)
         options = {"group": self.group, "padding": kernel_size // 2, "padding_mode": "circular"}
         self.lift = LiftingConv2d(1, width, kernel_size, in_rep=pseudo, **options)
         self.blocks = nn.ModuleList(
@@ -94,7 +68,7 @@ class FluidGCNN(_Increment):
         return self.head(h)
 
 
-class FluidCNN(_Increment):
+class FluidCNN(IncrementModel):
     """The plain-convolution counterpart of :class:`FluidGCNN` (same blocks, ``width`` channels).
 
     Not equivariant: a rotated input gives an output that differs from the rotated output.
@@ -131,16 +105,72 @@ def cnn_width_matching(parameters: int, blocks: int, kernel_size: int) -> int:
     return min((guess, guess + 1), key=lambda w: abs(_cnn_parameters(w, blocks, kernel_size) - parameters))
 
 
-def build_model(model: str, group: Any = "C4", width: int | None = None, blocks: int = 2, kernel_size: int = 5,
-                field_scale: float = 1.0, delta_scale: float = 1.0, gcnn_width: int = 8) -> nn.Module:
-    """``"gcnn"`` -> :class:`FluidGCNN` (``width`` regular fields, default ``gcnn_width``);
-    ``"cnn"``/``"cnn-aug"`` -> :class:`FluidCNN` with ``width`` channels, by default as many as give
-    the parameter count of the G-CNN of width ``gcnn_width``."""
+def width_matching(build: Callable[[int], nn.Module], parameters: int, largest: int = 4096) -> int:
+    """The width ``w`` whose model ``build(w)`` has the parameter count closest to ``parameters``.
+
+    ``build`` must give models whose parameter count grows with the width; they are built on the
+    ``meta`` device (shapes only), so the search costs no memory.
+    """
+    def size(w: int) -> int:
+        with torch.device("meta"):
+            return count_parameters(build(w))
+
+    low, high = 1, largest
+    while low < high:  # the smallest width with at least `parameters`
+        mid = (low + high) // 2
+        if size(mid) < parameters:
+            low = mid + 1
+        else:
+            high = mid
+    return min({max(1, low - 1), low}, key=lambda w: abs(size(w) - parameters))
+
+
+def build_model(model: str, group: Any = "C4", width: int | None = None, blocks: int | None = None,
+                kernel_size: int | None = None, field_scale: float = 1.0, delta_scale: float = 1.0,
+                gcnn_width: int = 8, modes: int = 12, multipliers: Sequence[int] = (1, 2, 2)) -> nn.Module:
+    """A fluid surrogate by name (``MODELS``), with defaults that work at 64x64.
+
+    Args:
+        model: ``"gcnn"`` (:class:`FluidGCNN`), ``"cnn"``/``"cnn-aug"`` (:class:`FluidCNN`),
+            ``"gunet"``/``"unet"`` (:class:`~.unet.GUNet`/:class:`~.unet.UNet`),
+            ``"gfno"``/``"fno"`` (:class:`~.fno.GFNO`/:class:`~.fno.FNO`).
+        group: the equivariant model's group (``"C4"``, ``"D4"``); a plain twin uses it only to
+            match parameters.
+        width: regular fields of an equivariant model (default ``gcnn_width``), channels of a plain one
+            (default: the width whose parameter count is closest to its equivariant twin's at
+            ``gcnn_width``; pass ``|G| * gcnn_width`` for equal channels and compute instead).
+        blocks: residual blocks (gcnn/cnn: 2), residual blocks per level (gunet/unet: 1) or Fourier
+            layers (gfno/fno: 4); ``None`` takes these defaults.
+        kernel_size: odd kernel (gcnn/cnn: 5, gunet/unet: 3; unused by the FNOs).
+        field_scale, delta_scale: the increment's scales (:class:`~.increment.IncrementModel`).
+        modes: Fourier modes per axis of the FNOs (``N >= 2 * modes + 2``).
+        multipliers: channels per U-Net level relative to ``width``.
+
+    Returns:
+        The model, float32, in training mode.
+    """
     scales = {"field_scale": field_scale, "delta_scale": delta_scale}
-    if model == "gcnn":
-        return FluidGCNN(group, width or gcnn_width, blocks, kernel_size, **scales)
-    if model in ("cnn", "cnn-aug"):
+    if model in ("gcnn", "cnn", "cnn-aug"):
+        blocks, kernel_size = blocks or 2, kernel_size or 5
+        if model == "gcnn":
+            return FluidGCNN(group, width or gcnn_width, blocks, kernel_size, **scales)
         if width is None:
             width = cnn_width_matching(count_parameters(FluidGCNN(group, gcnn_width, blocks, kernel_size)), blocks, kernel_size)
         return FluidCNN(width, blocks, kernel_size, **scales)
-    raise ValueError(f"unknown model {model!r}: use gcnn, cnn or cnn-aug")
+    if model in ("gunet", "unet"):
+        options = {"multipliers": tuple(multipliers), "blocks": blocks or 1, "kernel_size": kernel_size or 3}
+        if model == "gunet":
+            return GUNet(group, width or gcnn_width, **options, **scales)
+        if width is None:
+            target = count_parameters(GUNet(group, gcnn_width, **options))
+            width = width_matching(lambda w: UNet(w, **options), target)
+        return UNet(width, **options, **scales)
+    if model in ("gfno", "fno"):
+        options = {"layers": blocks or 4, "modes": modes}
+        if model == "gfno":
+            return GFNO(group, width or gcnn_width, projection=2 * (width or gcnn_width), **options, **scales)
+        if width is None:
+            target = count_parameters(GFNO(group, gcnn_width, projection=2 * gcnn_width, **options))
+            width = width_matching(lambda w: FNO(w, projection=2 * w, **options), target)
+        return FNO(width, projection=2 * width, **options, **scales)
+    raise InvalidArgumentError(f"unknown model {model!r}: use one of {', '.join(MODELS)}")
