@@ -255,7 +255,13 @@ def main(argv: Sequence[str] | None = None, applications: Sequence[Application] 
         run = load_function(command.run)
         context = {"debug": debug, "applications": given}  # given to run functions that ask for them
         accepted = inspect.signature(run).parameters
-        status = run(settings, **{k: v for k, v in context.items() if k in accepted and v is not None})
+        kwargs = {k: v for k, v in context.items() if k in accepted and v is not None}
+        if getattr(settings, "ensemble", 1) > 1:  # a committee: N runs of the same command (equiscale.uncertainty)
+            from equiscale.uncertainty.committee import train_committee
+
+            status = train_committee(command.run, settings, kwargs)
+        else:
+            status = run(settings, **kwargs)
         sys.stdout.flush()
         return int(status or 0)
     except KeyboardInterrupt:

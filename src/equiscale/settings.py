@@ -27,6 +27,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
+from equiscale.uncertainty.files import committee_settings
+
 __all__ = ["Settings", "TrainingSettings", "setting", "positive", "non_negative", "fraction", "at_least",
            "add_arguments", "merge", "resolve", "read_yaml_mapping", "describe_default"]
 
@@ -368,6 +370,7 @@ class TrainingSettings(Settings):
     resume: bool = setting(False, help="continue the run in --out from its last.pt, with its saved settings",
                            resumed=False)
     quiet: bool = setting(False, help="no progress bars (one line per epoch is still printed)", resumed=False)
+    ensemble: int = setting(1, help="train a committee of N models (seeds SEED+K) into DIR/member-K/", check=positive)
 
     @classmethod
     def resume_checkpoint(cls, out: str | os.PathLike) -> str:
@@ -387,10 +390,12 @@ class TrainingSettings(Settings):
 
         if not out:
             raise ValueError("--resume needs the run directory: pass --out DIR")
+        if (committee := committee_settings(out, cls.checkpoint_kind)) is not None:  # a run trained with --ensemble N
+            return committee
         last = cls.resume_checkpoint(out)
         if not os.path.isfile(last):
             raise FileNotFoundError(f"--resume: {last} does not exist")
-        return dict(load_checkpoint(last, kind=cls.checkpoint_kind)["header"].get("settings") or {})
+        return {"ensemble": 1, **dict(load_checkpoint(last, kind=cls.checkpoint_kind)["header"].get("settings") or {})}
 
     @classmethod
     def check_resume(cls, saved: Mapping[str, Any], requested: Mapping[str, Any], out: Any) -> None:
