@@ -393,6 +393,8 @@ def test_norm_activation_float64_numbers_match_e3nn(options, generator):
             with torch.no_grad():
                 theirs.biases.normal_(generator=generator)
                 ours.biases.copy_(theirs.biases)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(theirs.state_dict())
     x = torch.randn(8, ours.irreps_in.dim, generator=generator, dtype=torch.float64)
     x[0, 3:9] = 0.0
     torch.testing.assert_close(ours(x), theirs(x), rtol=1e-12, atol=1e-12)

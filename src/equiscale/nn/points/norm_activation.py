@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from equiscale import o3
+from equiscale.errors import InvalidArgumentError
 
 __all__ = ["NormActivation"]
 
@@ -14,7 +15,7 @@ __all__ = ["NormActivation"]
 class NormActivation(nn.Module):
     r"""Scale each irrep :math:`x` of the input by :math:`\sigma(|x| + b) / |x|` (or by :math:`\sigma(|x| + b)`).
 
-    Same signature, layout and numbers as ``e3nn.nn.NormActivation`` (0.6). The nonlinearity is used
+    Same signature, layout, numbers and state-dict keys as ``e3nn.nn.NormActivation`` (0.6). The nonlinearity is used
     as given (it is *not* normalised to unit second moment). With ``normalize=True`` the squared
     norms are clamped up to ``epsilon**2`` (default ``epsilon = 1e-8``) before the square root, so a
     zero irrep gives no NaN (its gradient through the norm is zero). ``normalize=False`` multiplies
@@ -43,17 +44,21 @@ class NormActivation(nn.Module):
         self.irreps_in = o3.Irreps(irreps_in)
         self.irreps_out = o3.Irreps(irreps_in)
         if epsilon is not None and not normalize:
-            raise ValueError("epsilon is only used with normalize=True")
+            raise InvalidArgumentError("epsilon is only used with normalize=True")
         if normalize and epsilon is None:
             epsilon = 1e-8
         if epsilon is not None and not epsilon > 0:
-            raise ValueError(f"epsilon must be strictly positive, got {epsilon!r}")
+            raise InvalidArgumentError(f"epsilon must be strictly positive, got {epsilon!r}")
         self.epsilon = epsilon
         self.normalize = normalize
         self.scalar_nonlinearity = scalar_nonlinearity
         self.bias = bias
         if bias:
             self.biases = nn.Parameter(torch.zeros(self.irreps_in.num_irreps))
+        # e3nn's submodules, kept for its irreps and state-dict keys (norm.tp.*, scalar_multiplier.*);
+        # the forward below computes the same numbers without them.
+        self.norm = o3.Norm(self.irreps_in, squared=epsilon is not None)
+        self.scalar_multiplier = o3.ElementwiseTensorProduct(self.norm.irreps_out, self.irreps_in)
         self._dim_in = self.irreps_in.dim
         self._blocks = [(mul, ir.dim) for mul, ir in self.irreps_in]
         # Sum of squares per irrep copy: component c of the input belongs to irrep copy owner[c].
@@ -70,7 +75,7 @@ class NormActivation(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.shape[-1] != self._dim_in:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"features must have shape (..., {self._dim_in}) for irreps_in = {self.irreps_in}, got {tuple(features.shape)}"
             )
         squared = self._squared_norms(features)
