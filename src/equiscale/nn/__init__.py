@@ -27,6 +27,7 @@ from equiscale.nn.points import (
     moment,
     soft_one_hot_linspace,
     soft_unit_step,
+    bessel,
 )
 from equiscale.nn.points import S2Activation, SO3Activation
 from equiscale.nn.grids import (
@@ -73,6 +74,7 @@ __all__ = [
     "moment",
     "soft_one_hot_linspace",
     "soft_unit_step",
+    "bessel",
     "GroupAvgPool2d",
     "GroupBatchNorm2d",
     "GroupConv2d",

@@ -23,6 +23,7 @@ from equiscale.nn import (
     Gate,
     Identity,
     NormActivation,
+    bessel,
     moment,
     soft_one_hot_linspace,
     soft_unit_step,
@@ -108,6 +109,20 @@ def test_soft_one_hot_linspace_errors():
         soft_one_hot_linspace(x, 0.0, 1.0, 1, basis="gaussian", cutoff=False)
     with pytest.raises(InvalidArgumentError, match="end"):
         soft_one_hot_linspace(x, 1.0, 0.0, 3, basis="gaussian", cutoff=False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bessel_matches_e3nn_and_is_finite_at_zero(dtype, generator):
+    x = torch.cat([torch.zeros(1, dtype=dtype), torch.rand(60, generator=generator, dtype=dtype) * 3])
+    with default_dtype(dtype):
+        theirs = e3nn_math.bessel(x, 6, 2.5)
+    ours = bessel(x, 6, 2.5)
+    assert ours.shape == (61, 6) and ours.dtype == dtype
+    torch.testing.assert_close(ours, theirs, **({"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {}))
+    x64 = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: bessel(t, 3), (x64,))
+    with pytest.raises(InvalidArgumentError, match="n must be a positive int"):
+        bessel(x, 0)
 
 
 def test_moment_matches_e3nn():

@@ -21,7 +21,7 @@ from equiscale.nn.points.mlp import RadialMLP
 from equiscale.nn.points.norm_activation import NormActivation
 from equiscale.nn.points.radial import BesselBasis, GaussianBasis
 from equiscale.nn.points.scatter import scatter_mean, scatter_sum
-from equiscale.nn.points.soft_basis import soft_one_hot_linspace, soft_unit_step
+from equiscale.nn.points.soft_basis import bessel, soft_one_hot_linspace, soft_unit_step
 
 __all__ = [
     "Activation",
@@ -49,5 +49,6 @@ __all__ = [
     "moment",
     "soft_one_hot_linspace",
     "soft_unit_step",
+    "bessel",
 ]
 __all__ += ["S2Activation", "SO3Activation"]

@@ -1,4 +1,4 @@
-"""e3nn's soft one-hot encodings of a scalar: ``soft_unit_step`` and ``soft_one_hot_linspace``.
+"""e3nn's soft one-hot encodings of a scalar: ``soft_unit_step``, ``soft_one_hot_linspace``, ``bessel``.
 
 Same signatures and numbers as ``e3nn.math`` (0.6), written in plain differentiable torch ops (no
 custom autograd function), so they run under ``torch.compile(fullgraph=True)`` and
@@ -18,7 +18,7 @@ import torch
 
 from equiscale.errors import InvalidArgumentError
 
-__all__ = ["soft_unit_step", "soft_one_hot_linspace"]
+__all__ = ["soft_unit_step", "soft_one_hot_linspace", "bessel"]
 
 _BASES = ("gaussian", "cosine", "smooth_finite", "fourier", "bessel")
 _E2 = math.exp(2.0)
@@ -107,3 +107,27 @@ def soft_one_hot_linspace(
     if basis == "cosine":
         return torch.cos(math.pi / 2 * d) * ((d < 1) & (-1 < d)).to(x.dtype)
     return (1.14136 * _E2) * soft_unit_step(d + 1) * soft_unit_step(1 - d)
+
+
+def bessel(x: torch.Tensor, n: int, x_max: float = 1.0) -> torch.Tensor:
+    r"""e3nn's Bessel basis :math:`B_k(x) = \sqrt{2/x_{max}}\, \sin(k\pi x/x_{max}) / x`, ``k = 1..n``.
+
+    Normalised so that :math:`\int_0^{x_{max}} x^2 B_k B_m\, dx = \delta_{km}` (DimeNet, eq. 7);
+    at ``x = 0`` it is the finite limit :math:`\sqrt{2/x_{max}}\, k\pi/x_{max}`. Same numbers as
+    ``e3nn.math.bessel`` (0.6).
+
+    Args:
+        x: the values, shape ``(...)``.
+        n: the number of functions.
+        x_max: the end of the interval.
+
+    Returns:
+        a tensor of shape ``(..., n)``.
+
+    Raises:
+        InvalidArgumentError: ``n`` is not a positive int.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise InvalidArgumentError(f"n must be a positive int, got {n!r}")
+    k = torch.arange(1, n + 1, dtype=x.dtype, device=x.device) * (math.pi / x_max)
+    return math.sqrt(2.0 / x_max) * k * torch.sinc(x[..., None] * k / math.pi)
