@@ -45,10 +45,15 @@ def test_figures(tmp_path):
 
     truth = np.random.default_rng(0).standard_normal((6, 8, 8))
     plots.plot_rollout(truth, truth + 0.1, [0, 2, 5], tmp_path / "rollout.png", title="x")
+    plots.plot_rollout(np.stack([truth] * 3), np.stack([truth + 0.1] * 3), [0, 2, 5], tmp_path / "three.png")
+    physics = {"k": [1, 2, 3], "times": [1, 5], "spectra": {"truth": [[1, 0.1, 0.01]] * 2, "a": [[1, 0.2, 0.0]] * 2},
+               "enstrophy": {"truth": [1.0, 0.9, 0.8], "a": [1.0, 1.1, 1.3]}}
+    plots.plot_spectra(physics, tmp_path / "spectra.png")
+    plots.plot_enstrophy(physics, tmp_path / "enstrophy.png")
     plots.plot_error_curves({"a": np.linspace(0.1, 1, 5), "persistence": np.ones(5)}, tmp_path / "curve.png")
     plots.plot_data_efficiency([{"model": "gcnn", "fraction": f, "rollout_5": 1 / f} for f in (0.1, 1.0)],
-                               tmp_path / "efficiency.png", metric="rollout_5")
-    for name in ("rollout.png", "curve.png", "efficiency.png"):
+                               tmp_path / "efficiency.png", metric="rollout_5", reference=2.0)
+    for name in ("rollout.png", "three.png", "curve.png", "efficiency.png", "spectra.png", "enstrophy.png"):
         assert (tmp_path / name).stat().st_size > 1000
 
 
@@ -75,8 +80,13 @@ def _train_resume_and_evaluate(tiny, tmp_path, run_cli, models, figures):
     assert rows["gcnn_1"]["equivariance_1"] < 1e-5 and rows["cnn_0.3"]["equivariance_1"] > 1e-4
     assert all(0 < row["rollout_5"] < 10 for row in rows.values())
     assert "| gcnn_1 | gcnn C4 |" in (report / "report.md").read_text()
+    assert all({"horizon_0.5", "horizon_persistence"} <= set(row) for row in rows.values())
+    physics = metrics["physics"]
+    assert physics["times"] == [1, 5] and len(physics["k"]) == 4 and set(physics["spectra"]) == {"truth", *rows}
+    assert all(len(values) == 6 for values in physics["enstrophy"].values())
     if figures:
-        for name in ("rollout_error.png", "data_efficiency.png", "rollout_gcnn_1.png", "rollout_cnn-aug_1.png"):
+        for name in ("rollout_error.png", "data_efficiency.png", "rollout_gcnn_1.png", "rollout_cnn-aug_1.png",
+                     "spectra.png", "enstrophy.png"):
             assert (report / name).stat().st_size > 1000
 
 
@@ -102,3 +112,16 @@ def test_evaluate_rejects_too_short_trajectories_and_nan_data(tiny, tmp_path, ru
     save_fluid(tmp_path / "nan.npz", FluidData(w))
     assert run_cli("evaluate", "fluid", out, "--data", tmp_path / "nan.npz", "--rollout", "1") == 2
     assert "NaN" in capsys.readouterr().err
+
+
+def test_a_run_is_evaluated_at_another_resolution(tiny, tmp_path, run_cli):
+    out = tmp_path / "run"
+    assert run_cli("train", "fluid", "--data", tiny / "train.npz", "--model", "gcnn", "--out", out, "--epochs", "1",
+                   *COMMON) == 0
+    generate_fluid(tmp_path / "fine.npz", trajectories=1, steps=3, resolution=16, seed=7, progress=False)
+    assert run_cli("evaluate", "fluid", out, "--data", tmp_path / "fine.npz", "--rollout", "3", "--out", tmp_path / "r",
+                   "--no-figures", "--quiet") == 0
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "16x16" in report and "trained at another resolution (8x8)" in report
+    row = json.loads((tmp_path / "r" / "metrics.json").read_text())["runs"][0]
+    assert row["trained_resolution"] == 8 and row["equivariance_1"] < 1e-5

@@ -5,6 +5,12 @@ start from frames ``0, rollout, 2 rollout, ...`` of every trajectory of the eval
 long as ``rollout`` frames follow). The equivariance error is that of :mod:`equiscale.testing`,
 ``max |f(g.w) - g.f(w)| / max |f(w)|`` over the three non-trivial 90-degree rotations g, for one
 step and for the whole rollout. A "persistence" row (predicting no change) gives the scale.
+
+Physics along the rollouts from frame 0 of every trajectory (:mod:`.spectra`): the energy spectrum
+of predicted and true fields at several steps, the enstrophy over time, and two horizons: the first
+step at which the mean error passes 0.5, and the first at which it passes persistence's error.
+A run may be evaluated on data of another resolution than it was trained on (e.g. a 64x64-trained
+operator on a 128x128 file): the report states both.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import torch
 from torch import Tensor
 
 from equiscale.continuum.data import load_fluid
+from equiscale.continuum.spectra import energy_spectrum, enstrophy, horizon
 from equiscale.continuum.training import load_run
 from equiscale.train.progress import progress_bar
 
@@ -91,10 +98,13 @@ def _persistence(w: Tensor) -> Tensor:
     return w
 
 
-def _evaluate_model(name: str, model: Model, record: dict[str, Any], vorticity: Tensor, steps: int) -> tuple[dict, np.ndarray, Tensor]:
+def _evaluate_model(name: str, model: Model, record: dict[str, Any], vorticity: Tensor, steps: int,
+                    persistence: np.ndarray) -> tuple[dict, np.ndarray, Tensor]:
     curve, predicted = rollout_errors(model, vorticity, steps)
     w0 = vorticity[:, 0]
     row = {
+        "trained_resolution": record.get("resolution"),
+        "horizon_0.5": horizon(curve, 0.5), "horizon_persistence": horizon(curve, persistence),
         "run": name, "model": record.get("model", {}).get("model", name), "group": record.get("model", {}).get("group", ""),
         "fraction": record.get("train", {}).get("fraction", float("nan")),
         "train_trajectories": len(record.get("train_trajectories", [])), "parameters": record.get("parameters", 0),
@@ -110,16 +120,34 @@ def _evaluate_model(name: str, model: Model, record: dict[str, Any], vorticity: 
 def _format(rows: list[dict], steps: int) -> str:
     rollouts = sorted({k for k in (10, 25, steps) if k <= steps})
     header = ["run", "model", "fraction (trajectories)", "parameters", "train steps", "train time (s)", "one-step"]
-    header += [f"rollout {k}" for k in rollouts] + ["equivariance, 1 step", f"equivariance, {steps} steps"]
+    header += [f"rollout {k}" for k in rollouts] + ["error > 0.5 at step", "error > persistence at step"]
+    header += ["equivariance, 1 step", f"equivariance, {steps} steps"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [r["run"], r["model"] + (f" {r['group']}" if r["model"] == "gcnn" else ""),
                  f"{r['fraction']:g} ({r['train_trajectories']})", str(r["parameters"]), str(r["steps"]),
                  f"{r['train_time']:.0f}", f"{r['one_step']:.4f}"]
         cells += [f"{r[f'rollout_{k}']:.4f}" for k in rollouts]
+        cells += [_horizon_text(r["horizon_0.5"], steps), _horizon_text(r["horizon_persistence"], steps)]
         cells += [f"{r['equivariance_1']:.1e}", f"{r[f'equivariance_{steps}']:.1e}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _horizon_text(step: int | None, steps: int) -> str:
+    return f"> {steps}" if step is None else str(step)
+
+
+def _physics(vorticity: Tensor, frame0: dict[str, Tensor], steps: int, domain_size: float) -> dict[str, Any]:
+    """Spectra at several steps and enstrophy over the rollout, truth and each run, from frame 0."""
+    times = sorted({t for t in (1, 10, 25, steps) if t <= steps})
+    truth = vorticity[:, :steps + 1]
+    k, _ = energy_spectrum(truth[:1, 0], domain_size)
+    result = {"k": k.tolist(), "times": times, "spectra": {}, "enstrophy": {}}
+    for name, fields in {"truth": truth, **frame0}.items():
+        result["spectra"][name] = [energy_spectrum(fields[:, t], domain_size)[1].mean(0).tolist() for t in times]
+        result["enstrophy"][name] = enstrophy(fields).mean(0).tolist()
+    return result
 
 
 def _summary(rows: list[dict], steps: int) -> str:
@@ -160,9 +188,21 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], data_path: str | os.PathLik
                   rollout: int = 25, figures: bool = True, progress: bool = True) -> str:
     """Evaluate run directories on ``data_path``; write ``report.md``, ``metrics.json`` and PNGs to ``out``.
 
-    Returns the markdown report. Figures: ``rollout_<run>.png`` (truth, prediction and error of the
-    first trajectory at steps 0, 5, 10 and ``rollout``), ``rollout_error.png`` (error against step,
-    every run and persistence) and, when runs differ in training fraction, ``data_efficiency.png``.
+    Args:
+        runs: run directories (or checkpoint files) of ``equiscale train fluid``.
+        data_path: the fluid ``.npz`` to evaluate on (every trajectory; any resolution the models take).
+        out: directory for the report and figures (default: the first run).
+        rollout: rollout length in steps.
+        figures: draw the PNGs (needs matplotlib).
+        progress: show a progress bar.
+
+    Returns:
+        The markdown report. Figures: ``rollout_<run>.png`` (truth, prediction and error of the
+        first three trajectories at steps 0, 5, 10 and ``rollout``, colour bars, each error panel on
+        its own scale), ``rollout_error.png`` (error against step, every run and persistence),
+        ``spectra.png`` (energy spectra, predicted and true, at steps 1, 10, 25 and ``rollout``),
+        ``enstrophy.png`` (enstrophy against step) and, when runs differ in training fraction,
+        ``data_efficiency.png`` (with persistence and the spread over seeds).
     """
     loaded = [load_run(run) for run in runs]  # every run and the data are checked before anything is written
     data = load_fluid(data_path)
@@ -170,40 +210,59 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], data_path: str | os.PathLik
     _starts(vorticity.shape[1], rollout)
     out = Path(out if out is not None else runs[0])
     out.mkdir(parents=True, exist_ok=True)
-    rows, curves, examples = [], {}, {}
     names = [Path(r).name or str(r) for r in runs]
     if len(set(names)) < len(names):  # same folder names: use the paths, then number what is left
         names = [str(r).strip("/") for r in runs]
         names = [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
+    persistence_curve, _ = rollout_errors(_persistence, vorticity, rollout)
+    rows, curves, frame0 = [], {}, {}
     iterator = progress_bar(list(zip(names, loaded)), enabled=progress, desc="evaluating", unit="run", leave=False)
     for name, (model, record) in iterator:
         model = model.float()
-        row, curve, predicted = _evaluate_model(name, model, record, vorticity, rollout)
+        row, curve, predicted = _evaluate_model(name, model, record, vorticity, rollout, persistence_curve)
         rows.append(row)
-        curves[f"{name}"] = curve
-        examples[name] = predicted[0].numpy()
-    persistence_curve, _ = rollout_errors(_persistence, vorticity, rollout)
+        curves[name] = curve
+        frame0[name] = predicted[:vorticity.shape[0]]  # the rollouts from frame 0, one per trajectory
     curves["persistence (no change)"] = persistence_curve
     marks = sorted({k for k in (10, 25, rollout) if k <= rollout})
     persistence = {"one_step": one_step_error(_persistence, vorticity),
                    **{f"rollout_{k}": float(persistence_curve[k - 1]) for k in marks}}
+    physics = _physics(vorticity, frame0, rollout, data.domain_size)
+    other = sorted({r["trained_resolution"] for r in rows if r["trained_resolution"] not in (None, data.resolution)})
+    resolution_note = (f" Runs trained at another resolution ({', '.join(f'{r}x{r}' for r in other)}) are evaluated "
+                       f"here at {data.resolution}x{data.resolution}." if other else "")
     report = (f"Evaluation on {data_path}: {data.trajectories} trajectories of {data.frames} frames, "
-              f"{data.resolution}x{data.resolution}, dt={data.dt:g}, viscosity={data.viscosity:g}. Relative L2 errors; "
-              f"equivariance under 90-degree rotations (float32).\n\n{_format(rows, rollout)}{_summary(rows, rollout)}\n\n"
+              f"{data.resolution}x{data.resolution}, dt={data.dt:g}, viscosity={data.viscosity:g} ({data.layout_note})."
+              f"{resolution_note} Relative L2 errors; the horizons are the first step at which the mean error "
+              f"passes 0.5 and passes persistence's; equivariance under 90-degree rotations (float32)."
+              f"\n\n{_format(rows, rollout)}{_summary(rows, rollout)}\n\n"
               f"Persistence (predict no change): one-step {persistence['one_step']:.4f}, "
-              + ", ".join(f"rollout {k} {persistence[f'rollout_{k}']:.4f}" for k in marks) + "\n")
+              + ", ".join(f"rollout {k} {persistence[f'rollout_{k}']:.4f}" for k in marks)
+              + f", error > 0.5 at step {_horizon_text(horizon(persistence_curve, 0.5), rollout)}\n\n"
+              + "Enstrophy mean(w^2)/2 at steps " + ", ".join(str(t) for t in physics["times"]) + " (rollouts from frame "
+              "0): " + "; ".join(f"{name} " + ", ".join(f"{physics['enstrophy'][name][t]:.3g}" for t in physics["times"])
+                                 for name in physics["enstrophy"]) + "\n")
     (out / "report.md").write_text(report)
     (out / "metrics.json").write_text(json.dumps({"runs": rows, "persistence": persistence, "data": str(data_path),
-                                                  "curves": {k: v.tolist() for k, v in curves.items()}}, indent=1))
+                                                  "curves": {k: v.tolist() for k, v in curves.items()},
+                                                  "physics": physics}, indent=1))
     if figures:
-        from equiscale.continuum import plots
-
-        truth = vorticity[0, : rollout + 1].numpy()
-        for name, predicted in examples.items():
-            safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-            plots.plot_rollout(truth, predicted, sorted({0, 5, 10, rollout}), out / f"rollout_{safe}.png", title=name)
-        drawn, styles = _grouped_curves(rows, curves)
-        plots.plot_error_curves(drawn, out / "rollout_error.png", title="rollout error", styles=styles)
-        if len({r["fraction"] for r in rows}) > 1:
-            plots.plot_data_efficiency(rows, out / "data_efficiency.png", metric=f"rollout_{rollout}")
+        _draw(out, rows, curves, physics, vorticity[:, :rollout + 1].numpy(), frame0, rollout, persistence)
     return report
+
+
+def _draw(out: Path, rows: list[dict], curves: dict[str, np.ndarray], physics: dict[str, Any], truth: np.ndarray,
+          frame0: dict[str, Tensor], rollout: int, persistence: dict[str, float]) -> None:
+    from equiscale.continuum import plots
+
+    shown = sorted({0, 5, 10, rollout})
+    for name, predicted in frame0.items():
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+        plots.plot_rollout(truth[:3], predicted[:3].numpy(), shown, out / f"rollout_{safe}.png", title=name)
+    drawn, styles = _grouped_curves(rows, curves)
+    plots.plot_error_curves(drawn, out / "rollout_error.png", title="rollout error", styles=styles)
+    plots.plot_spectra(physics, out / "spectra.png")
+    plots.plot_enstrophy(physics, out / "enstrophy.png")
+    if len({r["fraction"] for r in rows}) > 1:
+        plots.plot_data_efficiency(rows, out / "data_efficiency.png", metric=f"rollout_{rollout}",
+                                   reference=persistence[f"rollout_{rollout}"])

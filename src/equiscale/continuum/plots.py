@@ -8,30 +8,43 @@ import numpy as np
 
 from equiscale.plotting import pyplot, save_png
 
-__all__ = ["plot_rollout", "plot_error_curves", "plot_data_efficiency"]
+__all__ = ["plot_rollout", "plot_error_curves", "plot_data_efficiency", "plot_spectra", "plot_enstrophy"]
 
 
 def plot_rollout(truth: np.ndarray, prediction: np.ndarray, steps: Sequence[int], path: str | os.PathLike,
                  title: str = "") -> None:
-    """Rows: truth, prediction, error; one column per rollout step in ``steps``. Arrays ``[T + 1, R, R]``."""
+    """Truth, prediction and error rows for each trajectory, one column per rollout step in ``steps``.
+
+    Arrays ``[T + 1, R, R]`` (one trajectory) or ``[M, T + 1, R, R]`` (M trajectories, three rows
+    each). Truth and prediction of a trajectory share one symmetric colour scale (colour bar on the
+    right); each error panel has its own scale and colour bar, so a small early error stays visible.
+    """
     plt = pyplot()
-    steps = [s for s in steps if s < len(truth)]
-    fig, axes = plt.subplots(3, len(steps), figsize=(2.2 * len(steps), 6.6), squeeze=False)
-    limit = float(np.abs(truth[steps]).max())
-    error_limit = max(float(np.abs(prediction[steps] - truth[steps]).max()), 1e-12)
-    for column, step in enumerate(steps):
-        panels = [(truth[step], limit, "RdBu_r"), (prediction[step], limit, "RdBu_r"),
-                  (prediction[step] - truth[step], error_limit, "PuOr_r")]
-        for row, (image, vmax, cmap) in enumerate(panels):
-            axis = axes[row, column]
-            axis.imshow(image, origin="lower", cmap=cmap, vmin=-vmax, vmax=vmax)  # y grows upwards
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if row == 0:
-                axis.set_title(f"step {step}")
-        axes[0, 0].set_ylabel("truth")
-        axes[1, 0].set_ylabel("prediction")
-        axes[2, 0].set_ylabel("error")
+    truth, prediction = np.asarray(truth), np.asarray(prediction)
+    if truth.ndim == 3:
+        truth, prediction = truth[None], prediction[None]
+    steps = [s for s in steps if s < truth.shape[1]]
+    rows = 3 * len(truth)
+    fig, axes = plt.subplots(rows, len(steps), figsize=(2.5 * len(steps) + 0.6, 2.1 * rows), squeeze=False)
+    for m in range(len(truth)):
+        limit = max(float(np.abs(truth[m, steps]).max()), 1e-12)
+        for column, step in enumerate(steps):
+            error = prediction[m, step] - truth[m, step]
+            error_limit = max(float(np.abs(error).max()), 1e-12)
+            panels = [(truth[m, step], limit, "RdBu_r"), (prediction[m, step], limit, "RdBu_r"),
+                      (error, error_limit, "PuOr_r")]
+            for offset, (image, vmax, cmap) in enumerate(panels):
+                axis = axes[3 * m + offset, column]
+                shown = axis.imshow(image, origin="lower", cmap=cmap, vmin=-vmax, vmax=vmax)  # y grows upwards
+                axis.set_xticks([])
+                axis.set_yticks([])
+                if offset == 2 or column == len(steps) - 1:  # fields: one bar per row; errors: one per panel
+                    bar = fig.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
+                    bar.ax.tick_params(labelsize=6)
+                if m == 0 and offset == 0:
+                    axis.set_title(f"step {step}")
+        for offset, label in enumerate(("truth", "prediction", "error")):
+            axes[3 * m + offset, 0].set_ylabel(f"trajectory {m}\n{label}" if offset == 0 else label, fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     save_png(fig, path)
@@ -68,11 +81,15 @@ def plot_error_curves(curves: dict[str, np.ndarray], path: str | os.PathLike, ti
     save_png(fig, path)
 
 
-def plot_data_efficiency(rows: list[dict], path: str | os.PathLike, metric: str = "rollout_25") -> None:
+def plot_data_efficiency(rows: list[dict], path: str | os.PathLike, metric: str = "rollout_25",
+                         reference: float | None = None) -> None:
     """``metric`` against the fraction of training trajectories, one line per model: the mean over
-    runs of the same model and fraction, with bars from the lowest to the highest run."""
+    runs of the same model and fraction, with bars from the lowest to the highest run (the spread
+    over seeds); ``reference`` (persistence's value) is drawn as a grey line."""
     plt = pyplot()
     fig, axis = plt.subplots(figsize=(5, 4))
+    if reference is not None:
+        axis.axhline(reference, color="grey", linestyle=(0, (1, 3)), linewidth=2, label="persistence (no change)")
     for model in sorted({r["model"] for r in rows}):
         fractions = sorted({r["fraction"] for r in rows if r["model"] == model})
         values = [[r[metric] for r in rows if r["model"] == model and r["fraction"] == f] for f in fractions]
@@ -82,7 +99,58 @@ def plot_data_efficiency(rows: list[dict], path: str | os.PathLike, metric: str 
     axis.set_xscale("log")
     axis.set_xlabel("fraction of training trajectories")
     axis.set_ylabel(metric.replace("_", " at step ").replace("rollout", "rollout error"))
+    axis.set_title("mean over seeds; bars: lowest to highest", fontsize=8)
     axis.grid(alpha=0.3)
-    axis.legend()
+    axis.legend(fontsize=7)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def _colours(names: Sequence[str]) -> dict[str, str]:
+    """Truth in black, the runs in the default cycle."""
+    plt = pyplot()
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    runs = [n for n in names if n != "truth"]
+    return {"truth": "black", **{n: cycle[i % len(cycle)] for i, n in enumerate(runs)}}
+
+
+def plot_spectra(physics: dict, path: str | os.PathLike) -> None:
+    """Energy spectra E(k) of truth and each run, one panel per step of ``physics["times"]`` (log-log).
+
+    ``physics``: ``{"k": [K], "times": [S], "spectra": {name: [S][K]}}`` as :mod:`.evaluate` writes it.
+    """
+    plt = pyplot()
+    times = physics["times"]
+    colours = _colours(list(physics["spectra"]))
+    fig, axes = plt.subplots(1, len(times), figsize=(3.4 * len(times), 3.3), squeeze=False, sharey=True)
+    k = np.asarray(physics["k"])
+    for column, step in enumerate(times):
+        axis = axes[0, column]
+        for name, spectra in physics["spectra"].items():
+            values = np.asarray(spectra[column])
+            axis.loglog(k, np.where(values > 0, values, np.nan), color=colours[name], label=name,
+                        linewidth=2.2 if name == "truth" else 1.2, linestyle="-" if name == "truth" else "--")
+        axis.set_title(f"step {step}")
+        axis.set_xlabel("wavenumber k")
+        axis.grid(alpha=0.3, which="both")
+    axes[0, 0].set_ylabel("energy spectrum E(k)")
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def plot_enstrophy(physics: dict, path: str | os.PathLike) -> None:
+    """Enstrophy ``mean(w^2)/2`` against rollout step, truth and each run (``physics["enstrophy"]``)."""
+    plt = pyplot()
+    colours = _colours(list(physics["enstrophy"]))
+    fig, axis = plt.subplots(figsize=(6, 4))
+    for name, values in physics["enstrophy"].items():
+        axis.plot(np.arange(len(values)), values, color=colours[name], label=name,
+                  linewidth=2.2 if name == "truth" else 1.2, linestyle="-" if name == "truth" else "--")
+    axis.set_xlabel("rollout step")
+    axis.set_ylabel("enstrophy mean(w^2)/2")
+    axis.set_yscale("log")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
     fig.tight_layout()
     save_png(fig, path)
