@@ -3,6 +3,7 @@
 ``LiftingConv2d``  ``(B, C_in, H, W)`` -> ``(B, C_out, |G|, H, W)``
 ``GroupConv2d``    ``(B, C_in, |G|, H, W)`` -> ``(B, C_out, |G|, H, W)``
 ``GroupPool``      pools the group axis -> ``(B, C, H, W)`` (max, mean, or a 1-d character)
+``GroupGlobalPool`` pools the grid and the group axis -> ``(B, C)``, invariant
 ``GroupBatchNorm2d``, ``GroupNorm2d``            statistics shared across the group axis
 ``GroupMaxPool2d``, ``GroupAvgPool2d``, ``GroupUpsample``   spatial pooling and upsampling
 
@@ -22,12 +23,13 @@ from equiscale.nn.grids.steerable import SteerableConv2d, SteerableConv3d, Steer
 from equiscale.nn.grids.steerable_nonlinear import GatedNonlinearity, NormNonlinearity, PointwiseNonlinearity
 from equiscale.nn.grids.steerable_norm import SteerableBatchNorm
 from equiscale.nn.grids.norm import GroupBatchNorm2d, GroupNorm2d
-from equiscale.nn.grids.pooling import GroupAvgPool2d, GroupMaxPool2d, GroupPool, GroupUpsample
+from equiscale.nn.grids.pooling import GroupAvgPool2d, GroupGlobalPool, GroupMaxPool2d, GroupPool, GroupUpsample
 
 __all__ = [
     "LiftingConv2d",
     "GroupConv2d",
     "GroupPool",
+    "GroupGlobalPool",
     "GroupBatchNorm2d",
     "GroupNorm2d",
     "GroupMaxPool2d",

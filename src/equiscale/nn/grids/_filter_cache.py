@@ -28,6 +28,8 @@ class FilterCache:
             expand: Callable[[], Any]) -> Any:
         """``expand()``, or its cached result when no parameter needs a gradient and none has changed."""
         tensors = [t for t in parameters if t is not None]
+        if torch.compiler.is_compiling():  # traced once into the graph; version counters and data_ptr do not trace
+            return expand()
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
             self.clear()
             return expand()

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from equiscale.errors import InvalidArgumentError
+
 __all__ = ["GroupBatchNorm2d", "GroupNorm2d"]
+
+
+def _check(x: Tensor, channels: int, layer: str) -> None:
+    if x.dim() != 5:
+        raise InvalidArgumentError(f"{layer}: input must be (batch, channels, |G|, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise InvalidArgumentError(f"{layer}: input has {x.shape[1]} channels (dim 1 of {tuple(x.shape)}), the layer "
+                                   f"expects {channels}; features are (batch, channels, |G|, H, W), |G| on its own axis")
 
 
 class GroupBatchNorm2d(nn.BatchNorm3d):
@@ -20,8 +30,7 @@ class GroupBatchNorm2d(nn.BatchNorm3d):
     """
 
     def _check_input_dim(self, input: Tensor) -> None:
-        if input.dim() != 5:
-            raise ValueError(f"GroupBatchNorm2d: input must be (batch, channels, |G|, H, W), got shape {tuple(input.shape)}")
+        _check(input, self.num_features, "GroupBatchNorm2d")
 
 
 class GroupNorm2d(nn.GroupNorm):
@@ -32,6 +41,5 @@ class GroupNorm2d(nn.GroupNorm):
 
     def forward(self, input: Tensor) -> Tensor:
         """``(B, C, |G|, H, W)`` -> same shape."""
-        if input.dim() != 5:
-            raise ValueError(f"GroupNorm2d: input must be (batch, channels, |G|, H, W), got shape {tuple(input.shape)}")
+        _check(input, self.num_channels, "GroupNorm2d")
         return super().forward(input)

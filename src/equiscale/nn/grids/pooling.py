@@ -1,6 +1,8 @@
 """Pooling and upsampling that keep group-convolution features equivariant.
 
-:class:`GroupPool` pools the group axis, ``(B, C, |G|, H, W) -> (B, C, H, W)``. The spatial layers
+:class:`GroupPool` pools the group axis, ``(B, C, |G|, H, W) -> (B, C, H, W)``;
+:class:`GroupGlobalPool` pools the grid and then the group axis, ``(B, C, |G|, H, W) -> (B, C)``,
+invariant features for a classifier's head. The spatial layers
 act on the last two axes of any ``[..., H, W]`` tensor (plain fields or ``(B, C, |G|, H, W)``
 features) and commute with every rotation and reflection of the grid as long as the windows they
 sample stay centred on the field; they check this and raise ValueError otherwise.
@@ -15,7 +17,7 @@ from torch import Tensor, nn
 
 from equiscale.nn.grids._geometry import as_pair
 
-__all__ = ["GroupPool", "GroupMaxPool2d", "GroupAvgPool2d", "GroupUpsample"]
+__all__ = ["GroupPool", "GroupGlobalPool", "GroupMaxPool2d", "GroupAvgPool2d", "GroupUpsample"]
 
 
 class GroupPool(nn.Module):
@@ -58,6 +60,40 @@ class GroupPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}" + (f", rep={self.rep.name}" if self.rep is not None else "")
+
+
+class GroupGlobalPool(nn.Module):
+    """Invariant global pooling: ``(B, C, |G|, H, W)`` -> ``(B, C)``.
+
+    A ``spatial`` mean or max over the whole grid, then a ``group`` mean or max over the group axis.
+    With input ``F[:, :, h](p) -> F[:, :, a^-1 h](a^-1 p)`` (regular features) both steps are
+    invariant, so the output is unchanged by every element: the head of a rotation-invariant
+    classifier. ``rep`` (a 1-d representation ``chi``, ``group="mean"`` only) gives instead
+    ``mean_h chi(h) ...``, which transforms as ``y -> chi(a) y`` (e.g. a pseudo-scalar).
+
+    Args:
+        spatial: ``"mean"`` or ``"max"`` over ``(H, W)``.
+        group: ``"mean"`` or ``"max"`` over the group axis (as :class:`GroupPool`).
+        rep: optional 1-d representation for a signed mean over the group axis.
+    """
+
+    def __init__(self, spatial: str = "mean", group: str = "max", rep: Any = None) -> None:
+        super().__init__()
+        if spatial not in ("max", "mean"):
+            raise ValueError(f"GroupGlobalPool: spatial must be 'max' or 'mean', got {spatial!r}")
+        self.spatial = spatial
+        self.pool = GroupPool(group, rep=rep)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, |G|, H, W)`` -> ``(B, C)``."""
+        if x.dim() != 5:
+            raise ValueError(f"GroupGlobalPool: input must be (batch, channels, |G|, H, W), got shape {tuple(x.shape)}")
+        y = x.amax((-2, -1)) if self.spatial == "max" else x.mean((-2, -1))
+        return self.pool(y[..., None, None])[..., 0, 0]
+
+    def extra_repr(self) -> str:
+        return f"spatial={self.spatial!r}, group={self.pool.mode!r}" + (
+            f", rep={self.pool.rep.name}" if self.pool.rep is not None else "")
 
 
 class _SpatialPool(nn.Module):
