@@ -108,7 +108,7 @@ def test_settings_are_validated_and_state_their_defaults():
     with pytest.raises(ValueError, match="setting 'fraction'"):
         TrainFluid(fraction=1.5)
     with pytest.raises(ValueError, match="setting 'model'"):
-        TrainFluid(model="unet")
+        TrainFluid(model="transformer")
     assert TrainFluid().max_epochs == 1000 and TrainFluid(max_time=10).max_epochs is None
     assert TrainFluid(model="cnn").run_dir == "runs/fluid-cnn" and TrainFluid().ema_decay is None
     assert TrainFluid().clock == "wall"

@@ -31,6 +31,7 @@ from equiscale.train.progress import progress_bar
 __all__ = ["rollout", "one_step_error", "rollout_errors", "rotation_equivariance_error", "evaluate_runs"]
 
 Model = Callable[[Tensor], Tensor]
+EQUIVARIANT = ("gcnn", "gunet", "gfno")  # the models whose report names their group
 
 
 @torch.no_grad()
@@ -124,7 +125,7 @@ def _format(rows: list[dict], steps: int) -> str:
     header += ["equivariance, 1 step", f"equivariance, {steps} steps"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [r["run"], r["model"] + (f" {r['group']}" if r["model"] == "gcnn" else ""),
+        cells = [r["run"], r["model"] + (f" {r['group']}" if r["model"] in EQUIVARIANT else ""),
                  f"{r['fraction']:g} ({r['train_trajectories']})", str(r["parameters"]), str(r["steps"]),
                  f"{r['train_time']:.0f}", f"{r['one_step']:.4f}"]
         cells += [f"{r[f'rollout_{k}']:.4f}" for k in rollouts]
@@ -162,7 +163,7 @@ def _summary(rows: list[dict], steps: int) -> str:
         same = [r for r in rows if (r["model"], r["group"], r["fraction"]) == (model, group, fraction)]
         cells = [f"{np.mean([r[m] for r in same]):.4f} ({min(r[m] for r in same):.4f}-{max(r[m] for r in same):.4f})"
                  for m in metrics]
-        name = model + (f" {group}" if model == "gcnn" else "")
+        name = model + (f" {group}" if model in EQUIVARIANT else "")
         lines.append(f"| {name} | {fraction:g} | {len(same)} | {np.mean([r['steps'] for r in same]):.0f} | "
                      + " | ".join(cells) + f" | {max(r['equivariance_1'] for r in same):.1e} |")
     return "\n\nMean (min-max) over runs of the same model and fraction:\n\n" + "\n".join(lines)

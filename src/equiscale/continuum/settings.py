@@ -13,7 +13,7 @@ from equiscale.settings import Settings, TrainingSettings, at_least, fraction, p
 
 __all__ = ["DataFluid", "TrainFluid", "EvaluateFluid", "MODELS", "GROUPS"]
 
-MODELS = ("gcnn", "cnn", "cnn-aug")
+MODELS = ("gunet", "unet", "gfno", "fno", "gcnn", "cnn", "cnn-aug")
 GROUPS = ("C4", "D4")
 
 THREADS_HELP = "torch CPU threads; 1 is fastest on a busy machine"
@@ -49,13 +49,19 @@ class TrainFluid(TrainingSettings):
     data: str | None = setting(None, help="fluid .npz (see `equiscale data fluid`); required here or in --config",
                                metavar="FILE.npz", default_text="none")
     out: str | None = setting(None, help="run directory", metavar="DIR", default_text="runs/fluid-MODEL")
-    model: str = setting("gcnn", help="which surrogate: C(4)/D(4) G-CNN, plain CNN, or CNN trained on randomly "
-                         "rotated data", choices=MODELS)
-    group: str = setting("C4", help="G-CNN group / augmentation group", choices=GROUPS)
-    width: int | None = setting(None, help="channels (G-CNN: regular fields, 8 when unset); the CNN by default "
-                                "matches the G-CNN's parameters", check=positive, default_text="matched")
-    blocks: int = setting(2, help="residual blocks", check=positive)
-    kernel_size: int = setting(5, help="odd convolution kernel size", check=positive)
+    model: str = setting("gcnn", help="which surrogate: group-equivariant U-Net / its plain twin, group-equivariant "
+                         "Fourier neural operator / its plain twin, the small residual C(4)/D(4) G-CNN, the plain CNN, "
+                         "or the CNN trained on randomly rotated data", choices=MODELS)
+    group: str = setting("C4", help="group of the equivariant models / the augmentation group", choices=GROUPS)
+    width: int | None = setting(None, help="channels (equivariant models: regular fields, 8 when unset); a plain "
+                                "twin by default matches its equivariant twin's parameters", check=positive,
+                                default_text="matched")
+    blocks: int | None = setting(None, help="residual blocks (gcnn/cnn), blocks per level (U-Nets) or Fourier layers "
+                                 "(FNOs)", check=positive, default_text="2 / 1 / 4")
+    kernel_size: int | None = setting(None, help="odd convolution kernel size (unused by the FNOs)", check=positive,
+                                      default_text="5 (gcnn/cnn), 3 (U-Nets)")
+    modes: int = setting(12, help="Fourier modes per axis of the FNOs (the grid needs at least 2 modes + 2 points)",
+                         check=positive)
     fraction: float = setting(1.0, help="fraction of the training trajectories used", check=fraction)
     validation_trajectories: int = setting(4, help="held-out trajectories at the end of the file", check=positive)
     batch_size: int = setting(16, help="batch size", check=positive)

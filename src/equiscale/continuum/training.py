@@ -54,7 +54,7 @@ FluidTrainConfig = TrainFluid
 """The settings of one training run (the same class as ``equiscale train fluid``'s settings)."""
 
 # Settings a resumed run must keep: they fix the model, the data it sees and the order it sees it in.
-FIXED = ("model", "group", "width", "blocks", "kernel_size", "fraction", "validation_trajectories", "batch_size",
+FIXED = ("model", "group", "width", "blocks", "kernel_size", "modes", "fraction", "validation_trajectories", "batch_size",
          "rollout_steps", "seed", "ema_decay", "pushforward", "noise", "curriculum", "schedule", "val_rollout")
 
 
@@ -161,7 +161,7 @@ def _make_val_step(delta_scale: float):
 def _model_kwargs(settings: dict[str, Any], statistics: dict[str, Any]) -> dict[str, Any]:
     """The arguments of :func:`build_model` for a run's settings and data statistics."""
     return {"model": settings["model"], "group": settings["group"], "width": settings["width"],
-            "blocks": settings["blocks"], "kernel_size": settings["kernel_size"],
+            "blocks": settings["blocks"], "kernel_size": settings["kernel_size"], "modes": settings.get("modes", 12),
             "field_scale": statistics["field_scale"], "delta_scale": statistics["delta_scale"]}
 
 
