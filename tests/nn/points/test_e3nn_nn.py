@@ -391,6 +391,20 @@ def test_gate_state_dict_and_float64_numbers_match_e3nn(case, generator):
     torch.testing.assert_close(ours(x), theirs(x), rtol=1e-12, atol=1e-12)
 
 
+def test_state_dicts_saved_without_e3nn_constants_still_load():
+    gate = Gate(*GATE_CASES[1])
+    state = {k: v for k, v in gate.state_dict().items() if not k.startswith("mul.")}
+    gate.load_state_dict(state)  # e.g. a checkpoint written before Gate held e3nn's `mul`
+    layer = NormActivation("2x1o+0e", torch.sigmoid, bias=True)
+    with torch.no_grad():
+        layer.biases.fill_(0.5)
+    fresh = NormActivation("2x1o+0e", torch.sigmoid, bias=True)
+    fresh.load_state_dict({"biases": layer.biases.detach().clone()})
+    assert torch.equal(fresh.biases, layer.biases)
+    with pytest.raises(RuntimeError, match="biases"):
+        fresh.load_state_dict({})  # a learnt entry is still required
+
+
 def test_gate_errors_are_value_errors_as_in_e3nn():
     with pytest.raises(ValueError, match="irreps_gates must be scalars"):
         Gate("2x0e", [torch.tanh], "1x1o", [torch.tanh], "1x1o")

@@ -88,6 +88,7 @@ class Gate(nn.Module):
         self.register_buffer("_spread", torch.tensor(spread, dtype=torch.long), persistent=False)
         self.mul = o3.ElementwiseTensorProduct(gated, self.act_gates.irreps_out)
         self.irreps_out = self.act_scalars.irreps_out + self.mul.irreps_out
+        self.register_load_state_dict_pre_hook(_constants_if_missing("mul"))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.shape[-1] != self._dim_in:
@@ -107,3 +108,17 @@ class Gate(nn.Module):
     def __repr__(self) -> str:
         return f"{type(self).__name__} ({self.irreps_in} -> {self.irreps_out})"
 
+
+def _constants_if_missing(*names: str):
+    """A load hook that fills the constant entries of submodules ``names`` when a state dict lacks them.
+
+    Those entries (an empty weight, an output mask of ones) carry no learnt value; state dicts
+    saved before the submodules existed then still load strictly.
+    """
+
+    def hook(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+        for name in names:
+            for key, value in getattr(module, name).state_dict().items():
+                state_dict.setdefault(f"{prefix}{name}.{key}", value)
+
+    return hook

@@ -8,6 +8,7 @@ from torch import nn
 
 from equiscale import o3
 from equiscale.errors import InvalidArgumentError
+from equiscale.nn.points.gate import _constants_if_missing
 
 __all__ = ["NormActivation"]
 
@@ -59,6 +60,7 @@ class NormActivation(nn.Module):
         # the forward below computes the same numbers without them.
         self.norm = o3.Norm(self.irreps_in, squared=epsilon is not None)
         self.scalar_multiplier = o3.ElementwiseTensorProduct(self.norm.irreps_out, self.irreps_in)
+        self.register_load_state_dict_pre_hook(_constants_if_missing("norm", "scalar_multiplier"))
         self._dim_in = self.irreps_in.dim
         self._blocks = [(mul, ir.dim) for mul, ir in self.irreps_in]
         # Sum of squares per irrep copy: component c of the input belongs to irrep copy owner[c].
