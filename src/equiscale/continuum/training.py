@@ -233,7 +233,8 @@ def _schedule_text(settings: TrainFluid) -> str:
 
 
 def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike | None, config: TrainFluid,
-                resume: bool = False, progress: bool = True, epoch_lines: bool | None = None) -> dict[str, Any]:
+                resume: bool = False, progress: bool = True, epoch_lines: bool | None = None,
+                model: torch.nn.Module | None = None) -> dict[str, Any]:
     """Train one surrogate on ``data_path``, writing ``config.json``, ``last.pt``, ``best.pt`` and
     ``history.json`` to ``out_dir``.
 
@@ -244,6 +245,9 @@ def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike 
         resume: continue from ``out_dir/last.pt`` (the fixed settings must be the saved ones).
         progress: show progress bars.
         epoch_lines: print one line per epoch (default: as ``progress``).
+        model: a module ``(B, R, R) -> (B, R, R)`` to train instead of the one ``config`` names (e.g.
+            another library's, for a benchmark); its run cannot be rebuilt by :func:`load_run`, load
+            its ``best.pt`` weights into the same module instead.
 
     Returns:
         The Trainer's summary plus ``parameters`` and ``is_main`` (whether this process is rank 0).
@@ -266,13 +270,14 @@ def train_fluid(data_path: str | os.PathLike | None, out_dir: str | os.PathLike 
     train_w = w[train_ids]
     statistics = _statistics(data, train_w, data_path)
     header = CheckpointHeader(KIND, config, statistics, "float32")
-    model = build_model(**_model_kwargs(asdict(config), statistics))
+    external = model is not None
+    model = model if external else build_model(**_model_kwargs(asdict(config), statistics))
     if config.rollout_steps > data.frames - 1:
         raise ValueError(f"--rollout-steps {config.rollout_steps} needs trajectories of more than {data.frames} frames")
     horizon = validation_horizon(config, data.frames)
     extra = {"parameters": count_parameters(model), "train_trajectories": train_ids, "validation_trajectories": val_ids,
              "validation_horizon": horizon, "selection": f"mean validation rollout error over steps 1..{horizon}",
-             "lr_schedule": _schedule_text(config)}
+             "lr_schedule": _schedule_text(config), "external_model": type(model).__name__ if external else None}
 
     rank, world, device = setup_distributed(config.device)
     try:
