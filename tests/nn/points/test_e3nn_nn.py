@@ -7,6 +7,7 @@ ValueError, and O(3) equivariance in float64 for the layers that promise it.
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 import pytest
 import torch
@@ -25,6 +26,7 @@ from equiscale.nn import (
     NormActivation,
     bessel,
     moment,
+    normalize2mom,
     soft_one_hot_linspace,
     soft_unit_step,
 )
@@ -52,6 +54,30 @@ def default_dtype(dtype: torch.dtype):
 
 def tol(dtype: torch.dtype) -> dict:
     return {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-6, "atol": 1e-6}
+
+
+# --- signatures -----------------------------------------------------------------------------
+
+OURS_AND_THEIRS = [
+    (FullyConnectedNet, e3nn_nn.FullyConnectedNet), (BatchNorm, e3nn_nn.BatchNorm), (Dropout, e3nn_nn.Dropout),
+    (Extract, e3nn_nn.Extract), (ExtractIr, e3nn_nn.ExtractIr), (Identity, e3nn_nn.Identity),
+    (Activation, e3nn_nn.Activation), (Gate, e3nn_nn.Gate), (NormActivation, e3nn_nn.NormActivation),
+    (normalize2mom, e3nn_math.normalize2mom), (moment, e3nn_math.moment), (bessel, e3nn_math.bessel),
+    (soft_one_hot_linspace, e3nn_math.soft_one_hot_linspace), (soft_unit_step, e3nn_math.soft_unit_step),
+]
+
+
+def _arguments(f) -> list[tuple[str, object]]:
+    f = f.__init__ if isinstance(f, type) else f
+    return [(p.name, p.default) for p in inspect.signature(f).parameters.values()]
+
+
+@pytest.mark.parametrize("pair", OURS_AND_THEIRS, ids=lambda p: p[0].__name__)
+def test_same_arguments_and_defaults_as_e3nn(pair):
+    ours, theirs = pair
+    assert _arguments(ours) == _arguments(theirs)
+    if isinstance(ours, type):
+        assert _arguments(ours.forward) == _arguments(theirs.forward)
 
 
 # --- math: soft_unit_step, soft_one_hot_linspace, moment -------------------------------------
@@ -306,6 +332,16 @@ def test_extract_ir_matches_e3nn(generator):
     torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
     assert ExtractIr(irreps, "2e")(x).shape == (4, 0)
     assert torch.equal(Extract("1e+0e+0e", ["0e"], [(2,)], squeeze_out=True)(torch.arange(5.0)), torch.tensor([4.0]))
+
+
+def test_extract_is_equivariant_in_float64(o3_group, generator):
+    case = EXTRACT_CASES[1]
+    layer = Extract(case[0], case[1][:2], case[2][:2])
+    x = torch.randn(5, layer.irreps_in.dim, generator=generator, dtype=torch.float64)
+    assert_equivariant(layer, x, o3_group, case[0], tuple(case[1][:2]), generator=generator, tolerance=1e-12)
+    pick = ExtractIr("0e+2x1o+1e+3x1o", "1o")
+    x = torch.randn(5, pick.irreps_in.dim, generator=generator, dtype=torch.float64)
+    assert_equivariant(pick, x, o3_group, "0e+2x1o+1e+3x1o", "5x1o", generator=generator, tolerance=1e-12)
 
 
 def test_extract_errors_are_assertion_errors():

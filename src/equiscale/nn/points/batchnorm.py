@@ -82,15 +82,16 @@ class BatchNorm(nn.Module):
                 self.register_parameter("bias", None)
         self._blocks = [(mul, ir.dim, ir.is_scalar()) for mul, ir in self.irreps]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002  (e3nn's argument name)
         """Normalise.
 
         Args:
-            x: features of shape ``(batch, ..., irreps.dim)``.
+            input: features of shape ``(batch, ..., irreps.dim)``.
 
         Returns:
             the normalised features, same shape.
         """
+        x = input
         if x.dim() < 2 or x.shape[-1] != self.irreps.dim:
             raise InvalidArgumentError(f"x must have shape (batch, ..., {self.irreps.dim}) for {self.irreps}, got {tuple(x.shape)}")
         shape = x.shape
