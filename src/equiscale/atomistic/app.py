@@ -40,7 +40,7 @@ APPLICATION = Application(
                 "options given here; --resume continues with the run's saved settings. A time budget (--max-time) "
                 "without --epochs trains until the budget. Runs under torchrun on several processes.",
                 epilog=CONFIG_EXAMPLE),
-        Command("evaluate", "potential", EvaluatePotential, run="equiscale.atomistic.commands:evaluate_potential",
+        Command("evaluate", "potential", EvaluatePotential, run="equiscale.atomistic.evaluate:evaluate_potential_command",
                 help="errors of a trained potential and a parity plot",
                 description="Predicts every structure of --data and prints the energy MAE per atom (meV/atom) and "
                 "per structure (meV), the force MAE/RMSE (meV/A) and the stress MAE (meV/A^3); writes the parity "

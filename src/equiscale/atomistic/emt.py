@@ -6,14 +6,14 @@ O roughly). It gives real many-body physics at no cost, the default data of the 
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from equiscale.atomistic.settings import EMT_ELEMENTS
 from equiscale.atomistic.structures import AtomicStructure, write_structures
 
-__all__ = ["EMT_ELEMENTS", "emt_frames", "write_emt_dataset"]
+__all__ = ["EMT_ELEMENTS", "emt_frames", "write_emt_dataset", "label_structures", "langevin_frames", "strained"]
 
 
 def emt_frames(
@@ -102,3 +102,58 @@ def write_emt_dataset(path: str | os.PathLike, element: str = "Cu", size: int = 
         bar.close()
     write_structures(path, structures)
     return len(structures)
+
+
+def label_structures(structures: Sequence[Any], calculator: Any) -> list[AtomicStructure]:
+    """``structures`` (``ase.Atoms`` or :class:`AtomicStructure`) labelled by the ASE ``calculator``:
+    energy (eV), forces (eV/A) and, for periodic cells, stress (eV/A^3)."""
+    out = []
+    for item in structures:
+        atoms = item.to_atoms() if isinstance(item, AtomicStructure) else item.copy()
+        atoms.calc = calculator
+        periodic = bool(np.all(atoms.get_pbc()))
+        out.append(AtomicStructure(atoms.get_positions(), atoms.get_atomic_numbers(), atoms.get_cell()[:],
+                                   atoms.get_pbc(), atoms.get_potential_energy(), atoms.get_forces(),
+                                   atoms.get_stress(voigt=False) if periodic else None))
+    return out
+
+
+def langevin_frames(atoms: Any, calculator: Any, frames: int, temperature: float, interval: int = 10,
+                    timestep: float = 2.0, seed: int = 0, warmup: int = 0) -> list[AtomicStructure]:
+    """Frames of Langevin MD at ``temperature`` (K) from a copy of ``atoms`` with any ASE ``calculator``.
+
+    Args:
+        atoms: the start (``ase.Atoms`` or :class:`AtomicStructure`); velocities drawn at ``temperature``.
+        calculator: the reference, e.g. ``ase.calculators.emt.EMT()``.
+        frames: frames recorded, every ``interval`` steps of ``timestep`` fs, after ``warmup`` intervals.
+        seed: seeds the velocities and the thermostat noise.
+
+    Returns:
+        Labelled structures (energy, forces, stress for periodic cells).
+    """
+    from ase import units
+    from ase.md import velocitydistribution
+    from ase.md.langevin import Langevin
+
+    atoms = atoms.to_atoms() if isinstance(atoms, AtomicStructure) else atoms.copy()
+    atoms.calc = calculator
+    rng = np.random.default_rng(seed)
+    thermalize = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
+    thermalize(atoms, temperature_K=temperature, rng=rng)
+    dynamics = Langevin(atoms, timestep * units.fs, temperature_K=temperature, friction=0.02, fixcm=False, rng=rng)
+    dynamics.run(interval * warmup)
+    out = []
+    for _ in range(frames):
+        dynamics.run(interval)
+        out.extend(label_structures([atoms], calculator))
+    return out
+
+
+def strained(structures: Sequence[AtomicStructure], strain: float, calculator: Any) -> list[AtomicStructure]:
+    """``structures`` with cell and positions scaled by ``1 + strain`` (isotropic), relabelled by ``calculator``."""
+    scaled = []
+    for structure in structures:
+        atoms = structure.to_atoms()
+        atoms.set_cell(atoms.get_cell()[:] * (1 + strain), scale_atoms=True)
+        scaled.append(atoms)
+    return label_structures(scaled, calculator)

@@ -30,6 +30,14 @@ def _emt_element(value: Any) -> str | None:
     return None if value in EMT_ELEMENTS else f"must be an element EMT has parameters for ({', '.join(EMT_ELEMENTS)})"
 
 
+SHIFTS = ("hot", "strain")
+
+
+def _shift_names(value: Any) -> str | None:
+    unknown = [v for v in ([value] if isinstance(value, str) else value) if v not in SHIFTS]  # an option or the list
+    return f"must name shifts among {', '.join(SHIFTS)}" if unknown else None
+
+
 def _below_one(value: Any) -> str | None:
     return None if 0 <= value < 1 else "must be in [0, 1)"
 
@@ -129,6 +137,15 @@ class EvaluatePotential(Settings):
     out: str | None = setting(None, help="directory for the parity plot", metavar="DIR",
                               default_text="the checkpoint's directory")
     plot: str | None = setting(None, help="file of the parity plot", metavar="FILE.png", default_text="OUT/parity.png")
+    calibration: str | None = setting(None, help="committees (--ensemble runs): structures on which the spread's "
+                                      "scale factor is fitted", metavar="FILE", default_text="--data")
+    shifts: list[str] = setting([], help="committees: also evaluate out-of-distribution shifts of EMT data, side by "
+                                "side: 'hot' (Langevin MD at --hot-temperature), 'strain' (cells scaled by 1 +- --strain)",
+                                metavar="SHIFT", check=_shift_names)
+    hot_temperature: float = setting(1600.0, help="temperature (K) of the 'hot' shift", check=positive)
+    strain: float = setting(0.03, help="isotropic strain of the 'strain' shift", check=_factor)
+    shift_frames: int = setting(8, help="frames per shift", check=positive)
+    seed: int = setting(0, help="seeds the shifted frames' dynamics")
 
     def plot_path(self) -> str | None:
         """Where the parity plot goes (None with ``figures`` off)."""
