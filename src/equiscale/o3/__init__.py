@@ -15,6 +15,8 @@ from equiscale.o3._linear import Linear
 from equiscale.o3._norm import Norm
 from equiscale.o3._reduced_tensor_products import ReducedTensorProducts
 from equiscale.o3 import irrep
+from equiscale.o3._cartesian_tensor import CartesianTensor
+from equiscale.o3._spherical_tensor import SphericalTensor
 from equiscale.o3._angular import (Legendre, SphericalHarmonicsAlphaBeta, spherical_harmonics_alpha,
                                    spherical_harmonics_alpha_beta)
 from equiscale.o3._s2grid import FromS2Grid, ToS2Grid, irfft, rfft, s2_grid, spherical_harmonics_s2_grid
@@ -23,6 +25,7 @@ from equiscale.o3._so3grid import SO3Grid
 __all__ = [*_rotation_module.__all__, *_wigner_module.__all__, "Irrep", "Irreps",
            "SphericalHarmonics", "spherical_harmonics", "Instruction", "TensorProduct",
            "FullyConnectedTensorProduct", "ElementwiseTensorProduct", "FullTensorProduct",
-           "TensorSquare", "Linear", "Norm", "ReducedTensorProducts", "irrep"]
+           "TensorSquare", "Linear", "Norm", "ReducedTensorProducts", "irrep",
+           "CartesianTensor", "SphericalTensor"]
 __all__ += ["Legendre", "SphericalHarmonicsAlphaBeta", "spherical_harmonics_alpha", "spherical_harmonics_alpha_beta",
             "s2_grid", "spherical_harmonics_s2_grid", "rfft", "irfft", "ToS2Grid", "FromS2Grid", "SO3Grid"]

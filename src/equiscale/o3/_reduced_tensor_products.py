@@ -273,6 +273,7 @@ class ReducedTensorProducts(torch.nn.Module):
         self.irreps_out = Irreps(irreps_out).simplify()
         cob = torch.cat(blocks) if blocks else torch.zeros(0, *dims, dtype=torch.float64)
         self.register_buffer("change_of_basis", cob.to(torch.get_default_dtype()))
+        self._change_of_basis64 = cob  # float64 master (CartesianTensor converts with it)
         self._eps = eps
         self._build_plan(outputs)
 
