@@ -84,7 +84,8 @@ def fluid_checks(file: Path, state: dict[str, Any], options: CheckOptions) -> tu
     settings = header["settings"]
     resolution = int(header.get("statistics", {}).get("resolution") or 32)
     group = grid_group(parse_group(settings.get("group", "C4")))
-    pseudo = group.name.startswith("D") and settings["model"] == "gcnn"
+    equivariant = settings["model"] in ("gcnn", "gunet", "gfno")
+    pseudo = group.name.startswith("D") and equivariant
     action = GridField(group.irrep(1, 0), axis=-3) if pseudo else GridField()
     models: dict[torch.dtype, torch.nn.Module] = {}
 
@@ -96,7 +97,7 @@ def fluid_checks(file: Path, state: dict[str, Any], options: CheckOptions) -> tu
     def probe(dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
         return random_vorticity(2, resolution, generator=generator).to(dtype)[:, None]
 
-    name = options.label or f"fluid {settings['model']}" + (f" {group.name}" if settings["model"] == "gcnn" else "")
+    name = options.label or f"fluid {settings['model']}" + (f" {group.name}" if equivariant else "")
     checks = rollout_checks(name, group, action, model_in, probe, options)
     parameters = count_parameters(model_in(torch.float64))
     description = (f"{file}: fluid surrogate '{settings['model']}' ({parameters} parameters), on random "

@@ -1,11 +1,12 @@
-"""The continuum section of ``equiscale demo``: 2D decaying turbulence and three one-step surrogates
+"""The continuum section of ``equiscale demo``: 2D decaying turbulence and four one-step surrogates
 trained for the same time.
 
-Simulates training and test trajectories (:func:`equiscale.continuum.data.generate_fluid`), trains a
-C(4) G-CNN, a CNN of about the same parameter count and the same CNN on randomly rotated windows,
+Simulates training and test trajectories (:func:`equiscale.continuum.data.generate_fluid`), trains
+the best model of the continuum benchmark (:data:`BEST`, see ``benchmarks/RESULTS.md``), a small
+C(4) G-CNN, a CNN of about the G-CNN's parameter count and the same CNN on randomly rotated windows,
 each for the same CPU-time budget (:func:`equiscale.continuum.training.train_fluid`), and evaluates
 them on the test trajectories (:func:`equiscale.continuum.evaluate.evaluate_runs`: one-step and
-rollout errors, equivariance under 90-degree rotations, figures).
+rollout errors, horizons, equivariance under 90-degree rotations, energy spectra, figures).
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class ContinuumSettings:
     train_seconds: float  # per model, CPU seconds of the demo's process (fair on a shared machine)
     rollout: int
     width: int = 4  # G-CNN regular fields; the CNNs get about the same parameter count
+    best_width: int | None = None  # the best model's regular fields (None: its default)
+    modes: int = 8  # Fourier modes per axis of the FNOs (the grid needs 2 modes + 2 points)
     blocks: int = 2
     kernel_size: int = 5
     batch_size: int = 16
@@ -44,10 +47,13 @@ class ContinuumSettings:
 FULL = ContinuumSettings(resolution=32, train_trajectories=14, validation_trajectories=2, test_trajectories=4,
                          steps=40, train_seconds=40.0, rollout=20)
 QUICK = ContinuumSettings(resolution=16, train_trajectories=3, validation_trajectories=1, test_trajectories=1,
-                          steps=8, train_seconds=2.0, rollout=5, width=2, blocks=1, kernel_size=3, batch_size=8)
+                          steps=8, train_seconds=2.0, rollout=5, width=2, blocks=1, kernel_size=3, batch_size=8,
+                          best_width=2, modes=3)
 
+#: the most accurate model of benchmarks/continuum_accuracy.py (run name and `--model`, label)
+BEST = ("gfno", "C(4) G-FNO")
 # run name (also the `equiscale train fluid --model`), label
-MODELS = [("gcnn", "C(4) G-CNN"), ("cnn", "CNN"), ("cnn-aug", "CNN + rotation augmentation")]
+MODELS = [BEST, ("gcnn", "C(4) G-CNN"), ("cnn", "CNN"), ("cnn-aug", "CNN + rotation augmentation")]
 
 
 def _simulate(ctx: DemoContext, settings: ContinuumSettings, folder: Path) -> tuple[Path, Path]:
@@ -71,12 +77,14 @@ def _train(ctx: DemoContext, settings: ContinuumSettings, data: Path, folder: Pa
     gcnn_parameters = count_parameters(FluidGCNN("C4", settings.width, settings.blocks, settings.kernel_size))
     widths = {"gcnn": settings.width}  # the CNNs: about as many parameters as the G-CNN
     widths["cnn"] = widths["cnn-aug"] = cnn_width_matching(gcnn_parameters, settings.blocks, settings.kernel_size)
+    widths[BEST[0]] = settings.best_width
     runs = []
     shutil.rmtree(folder / "runs", ignore_errors=True)  # a demo run again into the same folder starts afresh
     for model, label in MODELS:
         run = folder / "runs" / model
-        config = TrainFluid(model=model, group="C4", width=widths[model],
-                            blocks=settings.blocks, kernel_size=settings.kernel_size,
+        small = model in ("gcnn", "cnn", "cnn-aug")  # the best model keeps its own depth and kernel
+        config = TrainFluid(model=model, group="C4", width=widths[model], modes=settings.modes,
+                            blocks=settings.blocks if small else None, kernel_size=settings.kernel_size if small else None,
                             validation_trajectories=settings.validation_trajectories,
                             max_time=settings.train_seconds, batch_size=settings.batch_size, lr=settings.lr,
                             seed=ctx.seed, clock="process")
@@ -120,7 +128,8 @@ def section_continuum(ctx: DemoContext) -> SectionResult:
     for run, (model, label) in zip(runs, MODELS):
         ctx.add_checks(checkpoint_checks(run, label=f"fluid {label}", seed=ctx.seed)[1])
 
-    figures = [folder / "rollout_error.png"] + [folder / f"rollout_{model}.png" for model, _ in MODELS]
+    figures = [folder / "rollout_error.png", folder / "spectra.png"] + [folder / f"rollout_{model}.png"
+                                                                        for model, _ in MODELS]
     s = settings
     text = [
         f"Decaying 2D turbulence (pseudo-spectral Navier-Stokes, periodic {s.resolution}x{s.resolution} grid, viscosity "
@@ -130,11 +139,15 @@ def section_continuum(ctx: DemoContext) -> SectionResult:
         f"time (of the demo's process, so that other jobs on the machine do not favour one model); the CNNs have "
         f"about the G-CNN's parameter count. Errors are relative L2 on the test trajectories; rollouts apply the "
         f"model {s.rollout} times from frames 0, {s.rollout}, ...; equivariance is max |f(Rw) - Rf(w)| / max|f(w)| "
-        f"over the 90-degree rotations R, float32.",
+        f"over the 90-degree rotations R, float32. The {BEST[1]} is the most accurate model of the continuum "
+        f"benchmark (benchmarks/RESULTS.md).",
         _table(rows, persistence, s.rollout),
         ctx.image(figures[0], "rollout error against step"),
-        "A test trajectory: truth, prediction and error along the rollout (G-CNN, CNN, augmented CNN):",
-        *[ctx.image(path, f"rollout of the {label}") for path, (_, label) in zip(figures[1:], MODELS)],
+        "Energy spectra of predicted and true fields along the rollouts (a model that loses or piles up energy at "
+        "small scales shows it here before its error grows):",
+        ctx.image(figures[1], "energy spectra, predicted and true"),
+        "Test trajectories: truth, prediction and error along the rollout (each error panel on its own scale):",
+        *[ctx.image(path, f"rollout of the {label}") for path, (_, label) in zip(figures[2:], MODELS)],
         f"Data, runs and the full evaluation (`report.md`, `metrics.json`) are in `{ctx.relative(folder)}/`; "
         f"`equiscale check {ctx.relative(runs[0])}` measures a model's equivariance again.",
     ]
