@@ -33,18 +33,21 @@ APPLICATION = Application(
                 "initial vorticity; writes an .npz with vorticity float32 [N, T + 1, R, R], dt, viscosity and "
                 "domain_size. An interrupted run resumes when started again with the same options."),
         Command("train", "fluid", TrainFluid, run="equiscale.continuum.commands:train_fluid",
-                help="train a one-step fluid surrogate (G-CNN, CNN or augmented CNN)",
+                help="train a one-step fluid surrogate (G-U-Net, U-Net, G-FNO, FNO, G-CNN, CNN, augmented CNN)",
                 description="Trains a model that maps vorticity at t to t + dt on the trajectories of --data (the "
-                "last --validation-trajectories are held out for validation and early stopping). Writes "
+                "last --validation-trajectories are held out: best.pt and early stopping use their rollout error over "
+                "--val-rollout steps; --pushforward, --noise and --curriculum train for stable rollouts, and the "
+                "learning rate follows --schedule over the budget). Writes "
                 "config.json, last.pt, best.pt and history.json atomically to --out; --resume continues an "
                 "interrupted run with the settings saved in its checkpoint. Settings come from the defaults, then "
                 "--config FILE.yaml, then the options given here. Runs under torchrun on several processes.",
                 epilog=CONFIG_EXAMPLE),
         Command("evaluate", "fluid", EvaluateFluid, run="equiscale.continuum.commands:evaluate_fluid",
-                help="one-step and rollout errors, equivariance error and figures of trained fluid models",
+                help="errors, horizons, equivariance, energy spectra, enstrophy and figures of trained fluid models",
                 description="Evaluates one or more run directories on --data (all its trajectories): one-step and "
-                "autoregressive rollout relative L2 errors, the equivariance error under 90-degree rotations, and "
-                "PNG figures. Writes report.md, metrics.json and the figures to --out (default: the first run "
+                "autoregressive rollout relative L2 errors, the steps at which the error passes 0.5 and persistence, the "
+                "equivariance error under 90-degree rotations, energy spectra and enstrophy of predicted and true "
+                "fields, and PNG figures; runs trained at another resolution are evaluated as they are. Writes report.md, metrics.json and the figures to --out (default: the first run "
                 "directory)."),
     ),
     checkpoints=(CheckpointKind("fluid", checks="equiscale.continuum.checks:fluid_checks",
