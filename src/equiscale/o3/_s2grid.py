@@ -15,6 +15,10 @@ Rotations. The grid transforms commute exactly with rotations about ``y`` by mul
 M`` (they shift the ``alpha`` columns); for band-limited signals they are exactly equivariant to
 every rotation in the sense that ``FromS2Grid`` of the samples of ``f o R^-1`` is ``D(R) F``.
 
+In ``alpha`` the modules use the FFT (:func:`rfft`/:func:`irfft`) where e3nn does (odd ``res_alpha >=
+2 lmax + 1``), and under ``torch.compile``/``torch.export`` the same product with ``sha`` as a real
+matrix (inductor generates no code for complex operators); both agree to rounding.
+
 Same names, arguments, buffers (``alphas``, ``betas``, ``sha``, ``shb``) and numbers as
 ``e3nn.o3``; the constants are computed in float64 and cast once, so float64 buffers are
 float64-accurate whatever torch's default dtype.
@@ -273,7 +277,7 @@ class ToS2Grid(_S2GridBase):
         size = x.shape[:-1]
         x = torch.einsum("mbi,zi->zbm", self.shb, x.reshape(-1, x.shape[-1]))
         sa, sm = self.sha.shape
-        if sa >= sm and sa % 2 == 1:
+        if sa >= sm and sa % 2 == 1 and not torch.compiler.is_compiling():
             x = irfft(x, sa)
         else:
             x = torch.einsum("am,zbm->zba", self.sha, x)
@@ -335,7 +339,7 @@ class FromS2Grid(_S2GridBase):
         size = x.shape[:-2]
         x = x.reshape(-1, self.res_beta, self.res_alpha)
         sa, sm = self.sha.shape
-        if sm <= sa and sa % 2 == 1:
+        if sm <= sa and sa % 2 == 1 and not torch.compiler.is_compiling():
             x = rfft(x, sm // 2)
         else:
             x = torch.einsum("am,zba->zbm", self.sha, x)

@@ -22,7 +22,7 @@ import torch
 
 from equiscale.errors import InvalidArgumentError
 from equiscale.nn.points.activation import normalize2mom
-from equiscale.o3 import FromS2Grid, Irreps, SO3Grid, ToS2Grid, rand_angles
+from equiscale.o3 import FromS2Grid, Irreps, SO3Grid, ToS2Grid, rand_angles, so3_generators
 
 __all__ = ["S2Activation", "SO3Activation"]
 
@@ -52,6 +52,20 @@ def _act_parity(act: Callable[[torch.Tensor], torch.Tensor]) -> int:
     if (a1 + a2).abs().max() < scale:
         return -1
     return 0
+
+
+def _generators(lmax: int, dtype: Optional[torch.dtype], device: Optional[torch.device]) -> torch.Tensor:
+    """Block-diagonal generators ``(2, dim, dim)`` (about x, about y) of ``1x0 + ... + 1xlmax``."""
+    blocks = [so3_generators(l, dtype=torch.float64) for l in range(lmax + 1)]
+    out = torch.stack([torch.block_diag(*[g[axis] for g in blocks]) for axis in (0, 1)])
+    return out.to(dtype=dtype or torch.get_default_dtype(), device=device)
+
+
+def _rotation_matrix(generators: torch.Tensor, abc) -> torch.Tensor:
+    """``D(Y(a) X(b) Y(g))`` on ``1x0 + ... + 1xlmax`` (a rotation: parities play no part), traceable."""
+    alpha, beta, gamma = (t.to(generators.dtype) for t in abc)
+    x, y = generators[0], generators[1]
+    return torch.linalg.matrix_exp(alpha * y) @ torch.linalg.matrix_exp(beta * x) @ torch.linalg.matrix_exp(gamma * y)
 
 
 class S2Activation(torch.nn.Module):
@@ -98,6 +112,9 @@ class S2Activation(torch.nn.Module):
                                   device=device)
         self.act = normalize2mom(act)
         self.random_rot = random_rot
+        if random_rot:  # not in the state dict (e3nn's keys), precomputed so that forward traces
+            self.register_buffer("generators_in", _generators(lmax, dtype, device), persistent=False)
+            self.register_buffer("generators_out", _generators(lmax_out, dtype, device), persistent=False)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__} ({self.irreps_in} -> {self.irreps_out})"
@@ -116,10 +133,10 @@ class S2Activation(torch.nn.Module):
                                        f"got {tuple(features.shape)}")
         if self.random_rot:
             abc = rand_angles(dtype=features.dtype, device=features.device)
-            features = features @ self.irreps_in.D_from_angles(*abc).T
+            features = features @ _rotation_matrix(self.generators_in, abc).T
         features = self.from_s2(self.act(self.to_s2(features)))
         if self.random_rot:
-            features = features @ self.irreps_out.D_from_angles(*abc)
+            features = features @ _rotation_matrix(self.generators_out, abc)
         return features
 
 
