@@ -83,3 +83,25 @@ def test_shapes_and_float32_are_kept(group):
 def test_bad_input_is_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_every_model_name_builds_with_defaults_that_work_at_64():
+    """build_model's defaults: each name runs on a 64x64 batch; the equivariant ones are exact in float32."""
+    from equiscale.continuum.models import MODELS
+
+    torch.manual_seed(5)
+    w = torch.randn(1, 64, 64)
+    for name in MODELS:
+        model = build_model(name, "C4", delta_scale=0.1)
+        assert model(w).shape == (1, 64, 64), name
+        if name in ("gcnn", "gunet", "gfno"):
+            assert rotation_equivariance_error(model, w, steps=1) <= 1e-5, name
+
+
+@pytest.mark.parametrize("name", ["gcnn", "cnn", "gunet", "gfno"])
+def test_nan_fields_are_refused(name):
+    model = build_model(name, "C4", width=2, blocks=1)
+    w = torch.randn(1, 32, 32)
+    w[0, 3, 4] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model(w)
