@@ -16,9 +16,10 @@ How the basis is pinned down (so that ``Q`` equals e3nn's to rounding):
    enumerated in that order and stably sorted by irrep after every coupling but the first.
 2. Symmetry. The signed permutations generate a group; ``P`` is the orthonormal basis of its
    invariant tensors (one row per orbit of multi-indices). The combinations ``x`` with
-   ``sum_u x_u C_u[0]`` inside ``span(P)`` are the null space ``N`` of ``[C[0]^T, -P^T]``
-   (singular values below ``sqrt(eps)``); ``Pi = X^T X`` with ``X`` the ``x``-part of an
-   orthonormal basis of ``N`` does not depend on the basis chosen for ``N`` or for ``span(P)``.
+   ``sum_u x_u C_u[0]`` inside ``span(P)`` form, with ``y = P C[0]^T x``, the null space ``N``
+   of ``[C[0]^T, -P^T]``; ``Pi = X^T X``, with ``X`` the ``x``-part of an orthonormal basis of
+   ``N``, depends neither on that basis nor on the basis of ``span(P)``, and is computed from
+   ``mul x mul`` matrices (:func:`_symmetric_combinations`).
 3. Output vectors. Gram-Schmidt on the rows of ``Pi`` in order (a row whose remainder has norm
    ``<= 2 eps`` is dropped; entries below ``eps`` are set to zero; the first non-zero entry is
    made positive) gives the copies of ``L``; each ``sum_u x_u C_u`` is scaled to squared norm
@@ -160,6 +161,21 @@ def _coupled_bases(irreps: List[Irreps], filter_ir_mid: Optional[List[Irrep]]) -
     return entries
 
 
+def _symmetric_combinations(a: torch.Tensor, p: torch.Tensor, eps: float) -> torch.Tensor:
+    """Step 2 of the module docstring: ``Pi (mul, mul)`` for coupled rows ``a (mul, N)``.
+
+    With ``M = a P^T`` the null space is ``{(x, M^T x) : x^T (a - M P) = 0}``, so ``Pi = V
+    (V^T (1 + M M^T) V)^-1 V^T`` with ``V`` an orthonormal basis of the null space of
+    ``(a - M P)(a - M P)^T = a a^T - M M^T`` (eigenvalues below ``eps``): the same matrix as
+    from the full ``(mul + d_sym)``-dimensional problem, at the cost of ``mul x mul`` ones.
+    """
+    m = a @ p.T
+    values, vectors = torch.linalg.eigh(a @ a.T - m @ m.T)
+    v = vectors[:, values < eps]
+    gram = v.T @ v + (m.T @ v).T @ (m.T @ v)
+    return v @ torch.linalg.solve(gram, v.T)
+
+
 def _orthonormal_rows(m: torch.Tensor, eps: float) -> List[torch.Tensor]:
     """Step 3's Gram-Schmidt on the rows of ``m``, with its pinned zeros and signs."""
     out: List[torch.Tensor] = []
@@ -260,11 +276,8 @@ class ReducedTensorProducts(torch.nn.Module):
         for ir, items in paths.items():
             base = torch.stack([c for _, c in items])  # (mul, ir.dim, *dims)
             mul = len(items)
-            k = torch.cat([base[:, 0].reshape(mul, -1).T, -p.T], dim=1)
-            # all of V^T is needed; U only as far as it is cheap
-            _, s, vh = torch.linalg.svd(k, full_matrices=k.shape[0] < k.shape[1])
-            x = vh[int((s.square() >= eps).sum()):, :mul]
-            for row in _orthonormal_rows(x.T @ x, eps):
+            pi = _symmetric_combinations(base[:, 0].reshape(mul, -1), p, eps)
+            for row in _orthonormal_rows(pi, eps):
                 c = torch.tensordot(row, base, dims=1)
                 scale = math.sqrt(ir.dim / c.square().sum().item())
                 blocks.append(c * scale)
