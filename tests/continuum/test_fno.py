@@ -132,3 +132,29 @@ def test_fno_twin_matches_parameters_by_default():
 def test_bad_input_is_named(call, message):
     with pytest.raises(InvalidArgumentError, match=message):
         call()
+
+
+@pytest.mark.parametrize("name", ["gfno", "gunet"])
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_d4_rollout_of_50_steps_is_equivariant_with_reflections(name, dtype, tolerance):
+    """The whole 50-step rollout under every D(4) element (the pseudo-scalar sign included)."""
+    from equiscale.testing import assert_equivariant
+
+    torch.manual_seed(8)
+    if name == "gfno":
+        model = GFNO("D4", width=1, layers=2, modes=3, projection=2, delta_scale=0.02)
+    else:
+        from equiscale.continuum.unet import GUNet
+
+        model = GUNet("D4", width=1, multipliers=(1, 2), norm_groups=1, delta_scale=0.02)
+    model = model.to(dtype)
+    action = GridField(D(4).irrep(1, 0), axis=-3)
+    w = torch.randn(1, 1, 12, 12, dtype=dtype)
+    def fifty_steps(x):
+        for _ in range(50):
+            x = model(x)
+        return x
+
+    with torch.no_grad():
+        assert_equivariant(fifty_steps, w, D(4), action, action, tolerance=tolerance, n_samples=8,
+                           generator=torch.Generator().manual_seed(0))
