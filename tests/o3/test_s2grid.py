@@ -126,7 +126,7 @@ def test_normalization_tensor_and_dtype_device():
         ref = e3.ToS2Grid(2, 6, normalization=n)
     torch.testing.assert_close(o3.ToS2Grid(2, 6, normalization=n, dtype=F64).shb, ref.shb, atol=1e-14, rtol=0)
     m = o3.FromS2Grid(8, 3, dtype=F64, device="cpu")
-    assert all(b.dtype == F64 for b in m.buffers()) and repr(m) == "FromS2Grid(lmax=3 res=8x7 (beta x alpha))"
+    assert all(b.dtype == F64 for b in m.state_dict().values()) and repr(m) == "FromS2Grid(lmax=3 res=8x7 (beta x alpha))"
     assert o3.ToS2Grid(3).shb.dtype == torch.get_default_dtype()
 
 
@@ -153,3 +153,20 @@ def test_errors():
         o3.FromS2Grid(6, 2)(torch.zeros(2, 6, 6))
     with pytest.raises(AssertionError):  # e3nn code catches AssertionError
         o3.ToS2Grid(2, 5)
+
+
+def test_gradients_and_batch_shapes():
+    to, frm = o3.ToS2Grid(3, (8, 9), dtype=F64), o3.FromS2Grid((8, 10), 3, dtype=F64)
+    x = _randn(2, 16).requires_grad_()
+    f = _randn(2, 8, 10, seed=1).requires_grad_()
+    assert torch.autograd.gradcheck(to, (x,)) and torch.autograd.gradcheck(frm, (f,))
+    assert to(_randn(16)).shape == (8, 9) and to(_randn(2, 3, 0, 16)).shape == (2, 3, 0, 8, 9)
+    assert frm(_randn(8, 10)).shape == (16,) and frm(_randn(4, 1, 8, 10)).shape == (4, 1, 16)
+
+
+def test_a_loaded_state_dict_is_used():
+    """The compact contraction reads the shb buffer at each call: loading another one takes effect."""
+    ours, other = o3.ToS2Grid(3, 8, "integral", dtype=F64), o3.ToS2Grid(3, 8, "norm", dtype=F64)
+    x = _randn(2, 16)
+    ours.load_state_dict(other.state_dict())
+    torch.testing.assert_close(ours(x), other(x), atol=1e-14, rtol=0)

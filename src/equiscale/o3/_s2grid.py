@@ -15,9 +15,10 @@ Rotations. The grid transforms commute exactly with rotations about ``y`` by mul
 M`` (they shift the ``alpha`` columns); for band-limited signals they are exactly equivariant to
 every rotation in the sense that ``FromS2Grid`` of the samples of ``f o R^-1`` is ``D(R) F``.
 
-In ``alpha`` the modules use the FFT (:func:`rfft`/:func:`irfft`) where e3nn does (odd ``res_alpha >=
-2 lmax + 1``), and under ``torch.compile``/``torch.export`` the same product with ``sha`` as a real
-matrix (inductor generates no code for complex operators); both agree to rounding.
+Computation. ``shb[m, b, i]`` vanishes unless ``i`` is of order ``m``, so the modules contract over
+the ``lmax + 1`` degrees of each order only (e3nn contracts over all ``(lmax + 1)^2``), then multiply
+by ``sha`` as a real matrix where e3nn uses the FFT (:func:`rfft`/:func:`irfft`): the same numbers to
+rounding, two GEMMs, and only real operators for ``torch.compile``/``torch.export``.
 
 Same names, arguments, buffers (``alphas``, ``betas``, ``sha``, ``shb``) and numbers as
 ``e3nn.o3``; the constants are computed in float64 and cast once, so float64 buffers are
@@ -215,6 +216,23 @@ class _S2GridBase(torch.nn.Module):
         dtype = _dtype(dtype)
         for name, value in (("alphas", alphas), ("betas", betas), ("sha", sha), ("shb", shb)):
             self.register_buffer(name, value.to(dtype=dtype, device=device))
+        # shb[m, b, i] vanishes unless i = (l, m): the products run over slots k = l - |m| only
+        # (lmax + 1 of them instead of (lmax + 1)^2). _slot[m, k] is the column i of (|m| + k, m),
+        # or 0 past lmax (shb is zero there for m != 0); _row[i] is the position of i in (m, k).
+        slot = torch.zeros(2 * lmax + 1, lmax + 1, dtype=torch.long)
+        row = torch.zeros((lmax + 1) ** 2, dtype=torch.long)
+        for m in range(-lmax, lmax + 1):
+            for l in range(abs(m), lmax + 1):
+                slot[m + lmax, l - abs(m)] = l * l + l + m
+                row[l * l + l + m] = (m + lmax) * (lmax + 1) + l - abs(m)
+        self.register_buffer("_slot", slot.to(device), persistent=False)
+        self.register_buffer("_row", row.to(device), persistent=False)
+
+    def _compact(self) -> torch.Tensor:
+        """``shb`` on its nonzero slots: ``(2lmax+1, res_beta, lmax+1)``, gathered from the buffer at
+        each call (a loaded state dict is used as is; it is small)."""
+        index = self._slot[:, None, :].expand(self.shb.shape[0], self.shb.shape[1], self._slot.shape[1])
+        return torch.gather(self.shb, 2, index)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(lmax={self.lmax} res={self.res_beta}x{self.res_alpha} (beta x alpha))"
@@ -275,13 +293,12 @@ class ToS2Grid(_S2GridBase):
             raise InvalidArgumentError(f"ToS2Grid(lmax={self.lmax}) expects inputs (..., {self.shb.shape[-1]}), "
                                        f"got {tuple(x.shape)}")
         size = x.shape[:-1]
-        x = torch.einsum("mbi,zi->zbm", self.shb, x.reshape(-1, x.shape[-1]))
-        sa, sm = self.sha.shape
-        if sa >= sm and sa % 2 == 1 and not torch.compiler.is_compiling():
-            x = irfft(x, sa)
-        else:
-            x = torch.einsum("am,zbm->zba", self.sha, x)
-        return x.reshape(*size, *x.shape[1:])
+        x = x.reshape(-1, x.shape[-1])
+        (z, _), (sm, sk) = x.shape, self._slot.shape
+        x = x.index_select(1, self._slot.flatten()).view(z, sm, sk).transpose(0, 1)  # [m, z, k]
+        x = torch.bmm(x, self._compact().transpose(1, 2))  # [m, z, b]
+        x = x.reshape(sm, -1).t() @ self.sha.t()  # [(z, b), a]
+        return x.reshape(*size, self.res_beta, self.res_alpha)
 
 
 class FromS2Grid(_S2GridBase):
@@ -337,11 +354,9 @@ class FromS2Grid(_S2GridBase):
             raise InvalidArgumentError(f"FromS2Grid expects inputs (..., {self.res_beta}, {self.res_alpha}), "
                                        f"got {tuple(x.shape)}")
         size = x.shape[:-2]
-        x = x.reshape(-1, self.res_beta, self.res_alpha)
-        sa, sm = self.sha.shape
-        if sm <= sa and sa % 2 == 1 and not torch.compiler.is_compiling():
-            x = rfft(x, sm // 2)
-        else:
-            x = torch.einsum("am,zba->zbm", self.sha, x)
-        x = torch.einsum("mbi,zbm->zi", self.shb, x)
+        x = x.reshape(-1, self.res_alpha)
+        sm = self.sha.shape[1]
+        x = (self.sha.t() @ x.t()).view(sm, -1, self.res_beta)  # [m, z, b]
+        x = torch.bmm(x, self._compact())  # [m, z, k]
+        x = x.transpose(0, 1).reshape(x.shape[1], -1).index_select(1, self._row)
         return x.reshape(*size, x.shape[1])
