@@ -30,6 +30,7 @@ VERBS = {
     "data": "generate reference data",
     "train": "train a model",
     "evaluate": "evaluate a trained model",
+    "learn": "learn a model actively: train, simulate, label where uncertain, repeat",
 }
 
 
@@ -46,7 +47,7 @@ class Command:
     """``equiscale VERB TASK``: its settings dataclass and the function that runs it.
 
     Attributes:
-        verb: ``"data"``, ``"train"`` or ``"evaluate"`` (``""`` for the core's own commands).
+        verb: ``"data"``, ``"train"``, ``"evaluate"`` or ``"learn"`` (``""`` for the core's own commands).
         task: the task's name under the verb (``"fluid"`` -> ``equiscale train fluid``).
         settings: a :class:`equiscale.settings.Settings` dataclass; its fields are the options.
         run: ``"module:function"``; ``function(settings) -> int`` (the exit status).

@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None, applications: Sequence[Application] 
         context = {"debug": debug, "applications": given}  # given to run functions that ask for them
         accepted = inspect.signature(run).parameters
         kwargs = {k: v for k, v in context.items() if k in accepted and v is not None}
-        if getattr(settings, "ensemble", 1) > 1:  # a committee: N runs of the same command (equiscale.uncertainty)
+        if isinstance(settings, TrainingSettings) and settings.ensemble > 1:  # a committee (equiscale.uncertainty)
             from equiscale.uncertainty.committee import train_committee
 
             status = train_committee(command.run, settings, kwargs)

@@ -9,7 +9,7 @@ and imported only when used. ``train potential`` runs under
 from __future__ import annotations
 
 from equiscale.applications import Application, CheckpointKind, Command, DemoSection
-from equiscale.atomistic.settings import DataEMT, EvaluatePotential, TrainSettings
+from equiscale.atomistic.settings import DataEMT, EvaluatePotential, LearnPotential, TrainSettings
 
 __all__ = ["APPLICATION"]
 
@@ -45,6 +45,14 @@ APPLICATION = Application(
                 description="Predicts every structure of --data and prints the energy MAE per atom (meV/atom) and "
                 "per structure (meV), the force MAE/RMSE (meV/A) and the stress MAE (meV/A^3); writes the parity "
                 "plot (energies and forces) beside the checkpoint unless --no-figures."),
+        Command("learn", "potential", LearnPotential, run="equiscale.atomistic.active_learning:learn_potential",
+                help="active learning: committee MD, label where the force spread is high, retrain",
+                description="Starts from a few labelled frames of the crystal, then in each round trains a committee "
+                "(warm start), runs Langevin MD with it, labels the frames whose largest per-atom force spread passes "
+                "the threshold with the reference calculator (emt, or any ASE calculator as module:Class) and adds "
+                "them; the MD stops when the spread explodes. Prints per round the frames labelled, the test error "
+                "and the longest stable MD; DIR/round-R is each round's committee, DIR/rounds.json the record; "
+                "--resume continues after the last finished round."),
     ),
     checkpoints=(CheckpointKind("potential", checks="equiscale.atomistic.checks:potential_checks",
                                 describe="an interatomic potential (`equiscale train potential`)"),),

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from equiscale.settings import Settings, TrainingSettings, at_least, non_negative, positive, resolve, setting
 
-__all__ = ["EMT_ELEMENTS", "DataEMT", "TrainSettings", "EvaluatePotential", "MODEL_KEYS", "load_settings"]
+__all__ = ["EMT_ELEMENTS", "DataEMT", "TrainSettings", "EvaluatePotential", "LearnPotential", "MODEL_KEYS", "load_settings"]
 
 EMT_ELEMENTS = ("Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt")
 """The elements ASE's EMT calculator has parameters for."""
@@ -156,6 +156,68 @@ class EvaluatePotential(Settings):
         if self.plot:
             return self.plot
         return os.path.join(self.out or os.path.dirname(os.path.abspath(self.checkpoint)), "parity.png")
+
+
+def _calculator_name(value: Any) -> str | None:
+    if value == "emt" or (isinstance(value, str) and value.count(":") == 1 and all(value.split(":"))):
+        return None
+    return "must be 'emt' or an importable ASE calculator class as 'module:Class'"
+
+
+@dataclass
+class LearnPotential(Settings):
+    """``equiscale learn potential``: active learning of a potential with a committee and a reference calculator.
+
+    Each round trains the committee (warm-started from the previous round) on the frames labelled so
+    far, runs Langevin MD with it, collects the frames whose largest per-atom force spread passes the
+    threshold, labels them with the reference and adds them. The MD stops when the spread explodes.
+    """
+
+    out: str = setting(None, help="output directory: one folder per round (committee, labelled frames), "
+                       "rounds.json", required=True, metavar="DIR")
+    calculator: str = setting("emt", help="reference: 'emt' (ASE's EMT) or any ASE calculator class as "
+                              "'module:Class' (built without arguments)", check=_calculator_name)
+    element: str = setting("Cu", help="the fcc metal of the crystal", check=_emt_element)
+    size: int = setting(2, help="conventional fcc cells per side: 4 N^3 atoms", check=positive)
+    rounds: int = setting(4, help="rounds of train -> MD -> label", check=positive)
+    initial_frames: int = setting(4, help="labelled frames to start from (the crystal with random displacements)",
+                                  check=positive)
+    rattle: float = setting(0.1, help="standard deviation (A) of the random displacements of the initial frames",
+                            check=positive)
+    temperature: float = setting(800.0, help="temperature (K) of the committee's Langevin MD and of the test frames",
+                                 check=positive)
+    md_steps: int = setting(500, help="MD steps of 2 fs per round", check=positive)
+    threshold: float | None = setting(None, help="label frames whose largest per-atom force spread (eV/A) passes "
+                                      "this", check=positive, default_text="--threshold-factor x the spread on the "
+                                      "labelled frames")
+    threshold_factor: float = setting(1.0, help="the threshold as a multiple of the committee's mean largest spread "
+                                      "on its own training frames (when --threshold is not given)", check=positive)
+    explode_factor: float = setting(4.0, help="stop the MD when the spread passes this multiple of the threshold",
+                                    check=at_least(1))
+    max_new: int = setting(4, help="frames labelled per round at most", check=positive)
+    min_gap: int = setting(20, help="MD steps between two labelled frames at least", check=positive)
+    ensemble: int = setting(3, help="committee members", check=at_least(2))
+    epochs: int = setting(60, help="training epochs of the first round", check=positive)
+    retrain_epochs: int = setting(30, help="training epochs of each later round (warm start)", check=positive)
+    test_frames: int = setting(20, help="test frames from reference Langevin MD at --temperature (0: none)",
+                               check=non_negative)
+    lr: float = setting(1e-2, help="Adam learning rate", check=positive)
+    batch_size: int = setting(2, help="structures per batch", check=positive)
+    lmax: int = setting(1, help="highest degree of the features", check=non_negative)
+    channels: int = setting(8, help="multiplicity of every irrep of the hidden features", check=positive)
+    layers: int = setting(1, help="interaction layers", check=positive)
+    cutoff: float = setting(4.0, help="interaction radius in Angstrom", check=positive)
+    seed: int = setting(0, help="seeds the initial frames, members, MD and test frames")
+    threads: int | None = setting(1, help="torch CPU threads", check=positive, resumed=False)
+    resume: bool = setting(False, help="continue from the last finished round in --out", resumed=False)
+    quiet: bool = setting(False, help="no progress bars", resumed=False)
+
+    def train_settings(self, data: str, out: str, seed: int, epochs: int) -> TrainSettings:
+        """The settings of one member's training in a round."""
+        return TrainSettings(data=data, out=out, seed=seed, epochs=epochs, valid_fraction=0.0, patience=None,
+                             lr=self.lr, lr_patience=10, batch_size=self.batch_size, lmax=self.lmax,
+                             channels=self.channels, layers=self.layers, cutoff=self.cutoff, radial_hidden=16,
+                             readout_hidden=8, num_radial_basis=6, device="cpu", progress=False, threads=self.threads)
 
 
 def load_settings(path: str | PathLike | None = None, **overrides: Any) -> TrainSettings:

@@ -107,12 +107,17 @@ def _datasets(settings: TrainSettings) -> tuple[AtomicDataset, AtomicDataset | N
     return dataset.subset(train), dataset.subset(held_out)
 
 
-def train_potential(settings: TrainSettings, resume: bool | None = None) -> dict[str, Any]:
+def train_potential(settings: TrainSettings, resume: bool | None = None, initial_weights: Mapping[str, Any] | None = None,
+                    statistics: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) a potential.
 
     Args:
         settings: the run (``data`` and ``out`` at least).
         resume: continue from ``out/last.pt`` (default: ``settings.resume``).
+        initial_weights: a warm start: the state dict of a potential of the same architecture
+            (e.g. the previous round of active learning), loaded before training.
+        statistics: the data statistics to build the model with (default: computed on the training
+            part); a warm start passes those of the run it starts from.
 
     Returns:
         The Trainer's summary dict (``epochs``, ``steps``, ``train_time``, ``best``, ``stop_reason``,
@@ -136,8 +141,11 @@ def train_potential(settings: TrainSettings, resume: bool | None = None) -> dict
     try:
         seed_everything(settings.seed)
         train_set, valid_set = _datasets(settings)
-        stats = dataset_statistics(train_set)
-        model = build_model(settings, stats).to(device)
+        stats = dict(statistics) if statistics is not None else dataset_statistics(train_set)
+        model = build_model(settings, stats)
+        if initial_weights is not None:
+            model.load_state_dict(initial_weights)
+        model = model.to(device)
         trained = wrap_ddp(model, device, broadcast_buffers=False)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=settings.lr_factor,
