@@ -180,7 +180,10 @@ class SphericalTensor(Irreps):
         Args:
             signals: ``(..., self.dim)``.
             centers: ``(..., 3)`` centres of the surfaces (default the origin).
-            res, radius, relu, normalization: as :meth:`plot`.
+            res: grid resolution.
+            radius: scale each point by ``|f|``.
+            relu: plot ``relu(f)``.
+            normalization: ``ToS2Grid``'s normalisation.
 
         Returns:
             ``[{"x", "y", "z", "surfacecolor"}, ...]`` of numpy arrays.
