@@ -126,7 +126,8 @@ def test_normalization_tensor_and_dtype_device():
         ref = e3.ToS2Grid(2, 6, normalization=n)
     torch.testing.assert_close(o3.ToS2Grid(2, 6, normalization=n, dtype=F64).shb, ref.shb, atol=1e-14, rtol=0)
     m = o3.FromS2Grid(8, 3, dtype=F64, device="cpu")
-    assert all(b.dtype == F64 for b in m.state_dict().values()) and repr(m) == "FromS2Grid(lmax=3 res=8x7 (beta x alpha))"
+    assert all(b.dtype == F64 for b in m.state_dict().values())
+    assert repr(m) == "FromS2Grid(lmax=3 res=8x7 (beta x alpha))"
     assert o3.ToS2Grid(3).shb.dtype == torch.get_default_dtype()
 
 

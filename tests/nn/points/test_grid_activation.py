@@ -90,7 +90,8 @@ def test_s2_activation_float32_and_random_rot():
     x = _randn(20, 9).float()
     R = _rotation(7).float()
     out = m(x @ m.irreps_in.D_from_matrix(R).T)
-    assert out.dtype == torch.float32 and _relative(out.double(), (m(x) @ m.irreps_out.D_from_matrix(R).T).double()) < 1e-5
+    assert out.dtype == torch.float32
+    assert _relative(out.double(), (m(x) @ m.irreps_out.D_from_matrix(R).T).double()) < 1e-5
     rot = nn.S2Activation("0e+1o+2e", torch.tanh, 40, random_rot=True, dtype=F64)
     assert _relative(rot(x.double()), m.double()(x.double())) < 1e-6  # same map, up to aliasing
     assert list(rot.state_dict()) == list(m.state_dict())  # e3nn's keys: the generators are not saved
