@@ -103,7 +103,7 @@ def test_the_command_trains_with_every_option_and_states_selection_and_schedule(
     assert best["best"] == min(h["val_rollout"] for h in history)  # chosen on the rollout error
     config = json.loads((out / "config.json").read_text())
     assert config["validation_horizon"] == 6  # 50 asked, the trajectories hold 7 frames
-    assert "over steps 1..6" in config["selection"] and config["lr_schedule"].startswith("cosine from 0.001")
+    assert "over steps 1..6" in config["selection"] and config["lr_schedule"].startswith("cosine from 0.002")
     assert "over the epochs: 3 epochs" in config["lr_schedule"]
     settings = best["header"]["settings"]
     assert settings["pushforward"] and settings["curriculum"] and settings["noise"] == 0.01

@@ -65,7 +65,7 @@ class TrainFluid(TrainingSettings):
     fraction: float = setting(1.0, help="fraction of the training trajectories used", check=fraction)
     validation_trajectories: int = setting(4, help="held-out trajectories at the end of the file", check=positive)
     batch_size: int = setting(16, help="batch size", check=positive)
-    lr: float = setting(1e-3, help="Adam learning rate (the start of the --schedule)", check=positive)
+    lr: float = setting(2e-3, help="Adam learning rate (the start of the --schedule)", check=positive)
     schedule: str = setting("cosine", help="learning-rate schedule: cosine from --lr to 1% of it over the budget "
                             "(over --epochs, or over --max-time when only a time budget is given, or whichever ends "
                             "first), constant, or plateau (halve after 3 epochs without a better validation)",
