@@ -94,7 +94,9 @@ class SO3Grid(torch.nn.Module):
         if features.shape[-1] != self.D.shape[-1]:
             raise InvalidArgumentError(f"SO3Grid(lmax={self.lmax}).to_grid expects (..., {self.D.shape[-1]}), "
                                        f"got {tuple(features.shape)}")
-        return torch.einsum("...i,abci->...abc", features, self.D) / self.D.shape[-1] ** 0.5
+        dim = self.D.shape[-1]
+        out = features.reshape(-1, dim) @ self.D.reshape(-1, dim).t()  # a GEMM, batch kept symbolic
+        return out.reshape(*features.shape[:-1], *self.D.shape[:3]) / dim ** 0.5
 
     def from_grid(self, features: torch.Tensor) -> torch.Tensor:
         """Project samples on the grid onto the coefficients.
@@ -108,4 +110,7 @@ class SO3Grid(torch.nn.Module):
         if features.dim() < 3 or tuple(features.shape[-3:]) != tuple(self.D.shape[:3]):
             raise InvalidArgumentError(f"SO3Grid.from_grid expects (..., {self.res_alpha}, {self.res_beta}, "
                                        f"{self.res_gamma}), got {tuple(features.shape)}")
-        return torch.einsum("...abc,abci,b->...i", features, self.D, self.qw) * self.D.shape[-1] ** 0.5
+        dim = self.D.shape[-1]
+        weighted = (features * self.qw[:, None]).reshape(-1, self.D[..., 0].numel())
+        out = weighted @ self.D.reshape(-1, dim)
+        return out.reshape(*features.shape[:-3], dim) * dim ** 0.5
