@@ -22,7 +22,8 @@ rounding, two GEMMs, and only real operators for ``torch.compile``/``torch.expor
 
 Same names, arguments, buffers (``alphas``, ``betas``, ``sha``, ``shb``) and numbers as
 ``e3nn.o3``; the constants are computed in float64 and cast once, so float64 buffers are
-float64-accurate whatever torch's default dtype.
+float64-accurate whatever torch's default dtype. Build a module with ``dtype=torch.float64`` for
+float64 work: ``.double()`` on a float32 module casts constants already rounded to float32.
 """
 from __future__ import annotations
 

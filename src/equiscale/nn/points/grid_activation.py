@@ -13,6 +13,9 @@ unit-variance float64 inputs, relative errors of 2e-2, 1e-4, 1e-8, 4e-15 for :cl
 (``lmax = 2``, ``res = 10, 20, 40, 80``) and 7e-4, 3e-8, 4e-10 for :class:`SO3Activation` (``lmax = 1``,
 ``resolution = 3, 8, 12``); the tests hold them below 1e-6 at ``res = 40`` and ``resolution = 8``.
 A non-smooth ``act`` (``relu``, ``abs``) converges much more slowly.
+
+float64: pass ``dtype=torch.float64`` (the grids' constants are then float64-accurate); ``.double()``
+on a float32 module casts constants already rounded to float32.
 """
 from __future__ import annotations
 
