@@ -38,7 +38,9 @@ def plot_rollout(truth: np.ndarray, prediction: np.ndarray, steps: Sequence[int]
                 shown = axis.imshow(image, origin="lower", cmap=cmap, vmin=-vmax, vmax=vmax)  # y grows upwards
                 axis.set_xticks([])
                 axis.set_yticks([])
-                if offset == 2 or column == len(steps) - 1:  # fields: one bar per row; errors: one per panel
+                if offset == 2 and not np.abs(error).max() > 0:  # the initial frame: given, no error to scale
+                    axis.text(0.5, 0.5, "0 (given)", ha="center", va="center", transform=axis.transAxes, fontsize=8)
+                elif offset == 2 or column == len(steps) - 1:  # fields: one bar per row; errors: one per panel
                     bar = fig.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
                     bar.ax.tick_params(labelsize=6)
                 if m == 0 and offset == 0:
