@@ -70,6 +70,21 @@ def test_symmetric_cartesian_rotates_as_a_rank_two_tensor():
     assert (rotated - rotation @ t @ rotation.T).abs().max() <= 1e-13
 
 
+def test_symmetric_cartesian_is_cartesian_tensor_and_keeps_the_clebsch_gordan_numbers():
+    """Through o3.CartesianTensor("ij=ji") now: the same numbers as the hand-built sqrt(5) C^{112}
+    formula it replaced (so trained checkpoints keep their polarizability), and from_cartesian inverts it."""
+    import math
+
+    generator = torch.Generator().manual_seed(4)
+    scalar, quad = torch.randn(3, dtype=torch.float64, generator=generator), torch.randn(3, 5, dtype=torch.float64, generator=generator)
+    cg = o3.wigner_3j(1, 1, 2, dtype=torch.float64) * math.sqrt(5.0)
+    by_hand = scalar[:, None, None] * torch.eye(3, dtype=torch.float64) + torch.einsum("abm,nm->nab", cg, quad)
+    t = symmetric_cartesian(scalar, quad)
+    assert (t - by_hand).abs().max() < 1e-14
+    coefficients = o3.CartesianTensor("ij=ji").from_cartesian(t)
+    assert torch.allclose(coefficients, torch.cat([scalar[:, None] * math.sqrt(3.0), quad], -1), atol=1e-14)
+
+
 def test_property_heads_translation_invariant_dipole():
     torch.manual_seed(0)
     irreps = o3.Irreps("4x0e+2x1o+2x2e")

@@ -18,7 +18,7 @@ from torch import nn
 from equiscale import o3
 from equiscale.quantum.basis import atom_irreps
 from equiscale.quantum.expansion import TensorExpansion
-from equiscale.quantum.model import assemble_hamiltonian, molecule_pairs, pair_key, species_indices, species_table
+from equiscale.quantum.model import add_guess, assemble_hamiltonian, molecule_pairs, pair_key, species_indices, species_table
 from equiscale.quantum.properties import BOHR
 
 __all__ = ["BaselineHamiltonian", "augment", "random_o3"]
@@ -49,11 +49,13 @@ class BaselineHamiltonian(nn.Module):
     that apply, and ``width``, the hidden width of every MLP."""
 
     def __init__(self, shells: Mapping[int, list[int]], width: int = 64, layers: int = 2, cutoff: float = 5.0,
-                 pair_cutoff: float | None = None, statistics: Mapping[str, Any] | None = None, **_: Any) -> None:
+                 pair_cutoff: float | None = None, statistics: Mapping[str, Any] | None = None, guess: str = "none",
+                 **_: Any) -> None:
         super().__init__()
         shells = {int(z): [int(l) for l in ls] for z, ls in shells.items()}
         self.config: dict[str, Any] = dict(shells=shells, width=int(width), layers=int(layers), cutoff=float(cutoff),
-                                           pair_cutoff=pair_cutoff, statistics=statistics)
+                                           pair_cutoff=pair_cutoff, statistics=statistics, guess=str(guess))
+        self.guess = str(guess)
         self.elements, self.cutoff, self.pair_cutoff = sorted(shells), float(cutoff), pair_cutoff
         self.ao_irreps = {z: atom_irreps(ls) for z, ls in shells.items()}
         self.register_buffer("species_of", species_table(self.elements), persistent=False)
@@ -117,7 +119,8 @@ class BaselineHamiltonian(nn.Module):
         i, j = torch.triu_indices(3, 3)
         triangle = h.new_zeros(num_molecules, 9).index_add(1, i * 3 + j, upper).reshape(num_molecules, 3, 3)
         polarizability = triangle + triangle.transpose(-1, -2) - torch.diag_embed(torch.diagonal(triangle, dim1=-2, dim2=-1))
-        return {"hamiltonian": hamiltonian, "num_orbitals": num_orbitals, "energy": energy, "dipole": dipole,
+        return {"hamiltonian": add_guess(hamiltonian, batch, self.guess), "num_orbitals": num_orbitals, "energy": energy,
+                "dipole": dipole,
                 "polarizability": polarizability}
 
 

@@ -33,8 +33,15 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _predict(model: Callable, numbers: torch.Tensor, positions: torch.Tensor) -> dict[str, torch.Tensor]:
+    batch = {"numbers": numbers, "positions": positions, "batch": torch.zeros_like(numbers)}
+    if getattr(model, "guess", "none") != "none":
+        # the learned part alone: PySCF's one-electron guess G(R x) = D G(x) D^T is not ours to check
+        from equiscale.quantum.basis import orbital_count
+
+        n = orbital_count(numbers.tolist(), model.config["shells"])
+        batch["guess"] = positions.new_zeros(1, n, n)
     with torch.no_grad():
-        out = model({"numbers": numbers, "positions": positions, "batch": torch.zeros_like(numbers)})
+        out = model(batch)
     return {k: v[0] for k, v in out.items() if k in OUTPUTS}
 
 

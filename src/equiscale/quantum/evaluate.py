@@ -162,7 +162,7 @@ def evaluate_hamiltonian(checkpoint: str | Path, data: str | Path, frames: int |
             raise ValueError(f"{data} describes element Z={z} with shells {ls}, the model was trained with {trained[z]}: "
                              f"another basis ({dataset.basis})")
     count = len(dataset) if frames is None else min(frames, len(dataset))
-    items, _ = load_frames(data, range(count))
+    items, _ = load_frames(data, range(count), guess=getattr(model, "guess", "none"))
     h_errors, eps_errors, cosines, gaps, e_errors, d_errors, p_errors = [], [], [], [], [], [], []
     parity: list[tuple[np.ndarray, np.ndarray, int]] = []
     predictions: list[np.ndarray] = []

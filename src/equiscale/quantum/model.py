@@ -46,7 +46,7 @@ from equiscale.quantum.basis import atom_irreps
 from equiscale.quantum.expansion import TensorExpansion
 from equiscale.quantum.properties import PropertyHeads
 
-__all__ = ["HamiltonianModel", "species_table", "species_indices", "hidden_irreps", "pair_key", "symmetric_blocks", "molecule_pairs", "place_blocks",
+__all__ = ["HamiltonianModel", "add_guess", "species_table", "species_indices", "hidden_irreps", "pair_key", "symmetric_blocks", "molecule_pairs", "place_blocks",
            "assemble_hamiltonian"]
 
 
@@ -133,6 +133,20 @@ def assemble_hamiltonian(numbers: torch.Tensor, positions: torch.Tensor, molecul
     return hamiltonian
 
 
+def add_guess(hamiltonian: torch.Tensor, batch: Mapping[str, torch.Tensor], kind: str) -> torch.Tensor:
+    """``hamiltonian + batch["guess"]`` for a model that learns the difference to a cheap guess
+    (:mod:`equiscale.quantum.guess`; ``kind`` ``"none"``: unchanged). The guess is padded ``(B, n', n')``
+    with ``n' >= n``; ValueError when the batch has none."""
+    if kind == "none":
+        return hamiltonian
+    guess = batch.get("guess")
+    if guess is None:
+        raise ValueError(f"this model learns the difference to the {kind!r} guess: the batch needs 'guess' (B, n, n), "
+                         f"e.g. equiscale.quantum.guess.frame_guess(numbers, positions, basis, {kind!r})")
+    n = hamiltonian.shape[-1]
+    return hamiltonian + guess[:, :n, :n].to(hamiltonian.dtype)
+
+
 class _Interaction(nn.Module):
     """``x -> gate(conv(x) + self_connection(x))``, plus ``x`` when the irreps match."""
 
@@ -213,13 +227,16 @@ class HamiltonianModel(nn.Module):
         avg_num_neighbors: normalises the messages.
         statistics: from :func:`equiscale.quantum.training.model_statistics`: ``blocks`` (mean and scale
             of the coefficients per element and element pair) and ``energy`` (references); None: zeros/ones.
+        guess: ``"none"``, or the cheap guess (:mod:`equiscale.quantum.guess`) whose difference to ``F``
+            the network predicts; then batches carry ``guess`` ``(B, n, n)`` and ``H = guess + network``.
 
     ``config`` holds the arguments: ``HamiltonianModel(**model.config)`` rebuilds the architecture.
     """
 
     def __init__(self, shells: Mapping[int, list[int]], lmax: int = 2, channels: int = 16, layers: int = 2,
                  cutoff: float = 5.0, pair_channels: int = 8, pair_cutoff: float | None = None, num_radial_basis: int = 8,
-                 radial_hidden: int = 32, avg_num_neighbors: float = 1.0, statistics: Mapping[str, Any] | None = None) -> None:
+                 radial_hidden: int = 32, avg_num_neighbors: float = 1.0, statistics: Mapping[str, Any] | None = None,
+                 guess: str = "none") -> None:
         super().__init__()
         shells = {int(z): [int(l) for l in ls] for z, ls in shells.items()}
         if not shells or any(not ls for ls in shells.values()) or min(shells) < 1 or max(shells) > 118:
@@ -230,7 +247,8 @@ class HamiltonianModel(nn.Module):
         self.config: dict[str, Any] = dict(shells=shells, lmax=int(lmax), channels=int(channels), layers=int(layers),
                                            cutoff=float(cutoff), pair_channels=int(pair_channels), pair_cutoff=pair_cutoff,
                                            num_radial_basis=int(num_radial_basis), radial_hidden=int(radial_hidden),
-                                           avg_num_neighbors=float(avg_num_neighbors), statistics=statistics)
+                                           avg_num_neighbors=float(avg_num_neighbors), statistics=statistics, guess=str(guess))
+        self.guess = str(guess)
         self.elements = sorted(shells)
         self.shells, self.cutoff, self.pair_cutoff = shells, float(cutoff), pair_cutoff
         self.ao_irreps = {z: atom_irreps(ls) for z, ls in shells.items()}
@@ -347,6 +365,6 @@ class HamiltonianModel(nn.Module):
                                            lambda rows, cols: self._pair_features(small, positions, rows, cols),
                                            lambda za, zb, features: self.offdiagonal[pair_key(za, zb)](features),
                                            self.pair_cutoff)
-        out = {"hamiltonian": hamiltonian, "num_orbitals": num_orbitals}
+        out = {"hamiltonian": add_guess(hamiltonian, batch, self.guess), "num_orbitals": num_orbitals}
         out.update(self.properties(x, species, positions, molecule, num_orbitals.shape[0]))
         return out

@@ -11,6 +11,7 @@ dipole and polarizability, positions in Angstrom in.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Mapping, Sequence
 
@@ -28,15 +29,20 @@ BOHR = 0.52917721092
 """Angstrom per Bohr."""
 
 
+@functools.lru_cache(maxsize=1)
+def _symmetric() -> o3.CartesianTensor:
+    return o3.CartesianTensor("ij=ji")
+
+
 def symmetric_cartesian(scalar: torch.Tensor, quadrupole: torch.Tensor) -> torch.Tensor:
     """The symmetric 3x3 tensor ``(..., 3, 3)`` of a ``0e`` part ``(...,)`` and a ``2e`` part ``(..., 5)``.
 
-    ``T = scalar I + sqrt(5) sum_M C^{1 1 2}[:, :, M] q_M``: with e3nn's l = 1 basis (x, y, z),
-    ``D^2(R) q`` maps to ``R T R^T``; the trace is ``3 scalar``.
+    ``T = scalar I + Q(q)`` through ``o3.CartesianTensor("ij=ji")`` (``1x0e+1x2e``, orthonormal: its
+    ``0e`` coefficient is ``sqrt(3) scalar``): with e3nn's l = 1 basis (x, y, z), ``D^2(R) q`` maps to
+    ``R T R^T``; the trace is ``3 scalar``. (The same numbers as ``sqrt(5) sum_M C^{1 1 2}[:, :, M] q_M``.)
     """
-    cg = o3.wigner_3j(1, 1, 2, dtype=torch.float64).to(quadrupole.dtype) * math.sqrt(5.0)
-    eye = torch.eye(3, dtype=scalar.dtype, device=scalar.device)
-    return scalar[..., None, None] * eye + torch.einsum("abm,...m->...ab", cg.to(quadrupole.device), quadrupole)
+    coefficients = torch.cat([scalar[..., None] * math.sqrt(3.0), quadrupole], dim=-1)
+    return _symmetric().to_cartesian(coefficients)
 
 
 class PropertyHeads(nn.Module):

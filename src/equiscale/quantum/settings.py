@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 
 from equiscale.settings import Settings, TrainingSettings, non_negative, positive, setting
 
-__all__ = ["DataDFT", "RESUME_KEYS", "TrainHamiltonian", "EvaluateHamiltonian", "HAMILTONIAN_MODELS", "MODEL_KEYS"]
+__all__ = ["DataDFT", "RESUME_KEYS", "TrainHamiltonian", "EvaluateHamiltonian", "HAMILTONIAN_MODELS", "MODEL_KEYS",
+           "GUESSES"]
 
 RESUME_KEYS = ("molecule", "structures", "frames", "basis", "xc", "seed", "temperature", "amplitude", "shard_size",
                "polarizability", "field", "conv_tol", "conv_tol_grad", "max_cycle")
@@ -70,7 +71,10 @@ class DataDFT(Settings):
 
 # --- train / evaluate hamiltonian ---------------------------------------------------------------------------
 HAMILTONIAN_MODELS = ("equivariant", "baseline")
-MODEL_KEYS = ("lmax", "channels", "layers", "cutoff", "pair_channels", "pair_cutoff", "num_radial_basis", "radial_hidden")
+MODEL_KEYS = ("lmax", "channels", "layers", "cutoff", "pair_channels", "pair_cutoff", "num_radial_basis", "radial_hidden",
+              "guess")
+GUESSES = ("none", "core", "sap")
+"""Cheap guesses a model may learn the difference to (:mod:`equiscale.quantum.guess`); ``none``: F itself."""
 """The :class:`TrainHamiltonian` fields that are arguments of :class:`~equiscale.quantum.model.HamiltonianModel`."""
 
 
@@ -119,6 +123,13 @@ class TrainHamiltonian(TrainingSettings):
                                    check=non_negative)
     orbital_weight: float = setting(0.0, help="weight of the MSE of the occupied orbital energies from the predicted "
                                     "H and the true overlap (Hartree^2)", check=non_negative)
+    occupied_weight: float = setting(0.0, help="weight of the MSE of the H error in the true orbital basis, rows of "
+                                     "the occupied orbitals: C_occ^T (H - F) C, the occupied-virtual entries scaled by "
+                                     "gap / (eps_a - eps_i), i.e. the errors that move orbital energies and the "
+                                     "density (Hartree^2)", check=non_negative)
+    guess: str = setting("none", help="learn F minus a cheap one-electron guess computed with PySCF for every frame: "
+                         "core (T + V_nuc) or sap (T + V_nuc + superposed atomic potentials); none: F itself",
+                         choices=GUESSES)
     dipole_weight: float = setting(0.0, help="weight of the dipole MSE (atomic units)", check=non_negative)
     polarizability_weight: float = setting(0.0, help="weight of the polarizability MSE (atomic units)",
                                            check=non_negative)
@@ -140,10 +151,10 @@ class TrainHamiltonian(TrainingSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         weights = (self.hamiltonian_weight, self.energy_weight, self.orbital_weight, self.dipole_weight,
-                   self.polarizability_weight)
+                   self.polarizability_weight, self.occupied_weight)
         if max(weights) <= 0:
             raise ValueError("loss weights must not all be zero (hamiltonian_weight, energy_weight, orbital_weight, "
-                             "dipole_weight, polarizability_weight)")
+                             "dipole_weight, polarizability_weight, occupied_weight)")
 
     def model_options(self) -> dict[str, Any]:
         """The equivariant model's architecture: the :data:`MODEL_KEYS` fields by name."""
