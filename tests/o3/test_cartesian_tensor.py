@@ -167,3 +167,14 @@ def test_spherical_tensor_errors():
         SphericalTensor(-1, 1, 1)
     with pytest.raises(InvalidArgumentError, match="p_val must be"):
         SphericalTensor(2, -1, 1).with_peaks_at(torch.randn(2, 3))
+
+
+def test_conversions_compile_without_graph_breaks():
+    ct = CartesianTensor("ij=ji")
+    t, v = torch.randn(5, 3, 3), torch.randn(5, 3)
+
+    def f(t, v):
+        return ct.to_cartesian(ct.from_cartesian(t)) + ct.to_cartesian(ct.from_vectors(v, v))
+
+    torch._dynamo.reset()
+    assert torch.allclose(torch.compile(f, fullgraph=True, backend="eager")(t, v), f(t, v))

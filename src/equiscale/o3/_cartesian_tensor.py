@@ -52,13 +52,14 @@ class CartesianTensor(Irreps):
         ret = super().__new__(cls, rtp.irreps_out)
         ret.formula = formula
         ret.indices = rtp.formula.split("=")[0]
+        ret._rtp = rtp  # an attribute, not a cache lookup, so that torch.compile traces through
         return ret
 
-    def __getnewargs__(self):  # pickle and copy rebuild from the formula
-        return (self.formula,)
+    def __reduce__(self):  # pickle and copy rebuild from the formula
+        return (self.__class__, (self.formula,))
 
     def _basis(self, data: torch.Tensor, rtp: Optional[ReducedTensorProducts]) -> torch.Tensor:
-        q = (rtp if rtp is not None else _reduction(self.formula)).change_of_basis
+        q = (rtp if rtp is not None else self._rtp).change_of_basis
         return q.to(dtype=data.dtype, device=data.device)
 
     def _check_cartesian(self, data: torch.Tensor) -> None:
@@ -92,7 +93,7 @@ class CartesianTensor(Irreps):
         Returns:
             ``(..., self.dim)``.
         """
-        return (rtp if rtp is not None else _reduction(self.formula))(*xs)
+        return (rtp if rtp is not None else self._rtp)(*xs)
 
     def to_cartesian(self, data: torch.Tensor, rtp: Optional[ReducedTensorProducts] = None) -> torch.Tensor:
         """The Cartesian tensor of irreps coefficients (inverse of :meth:`from_cartesian` on
@@ -125,5 +126,5 @@ class CartesianTensor(Irreps):
         rtp = ReducedTensorProducts(self.formula, **{c: "1o" for c in self.indices})
         if data is not None:
             rtp = rtp.to(device=data.device)
-            rtp.change_of_basis = _reduction(self.formula).change_of_basis.to(dtype=data.dtype, device=data.device)
+            rtp.change_of_basis = self._rtp.change_of_basis.to(dtype=data.dtype, device=data.device)
         return rtp

@@ -56,8 +56,8 @@ class SphericalTensor(Irreps):
         ret._args = (lmax, p_val, p_arg)
         return ret
 
-    def __getnewargs__(self):  # pickle and copy rebuild from the arguments
-        return self._args
+    def __reduce__(self):  # pickle and copy rebuild from the arguments
+        return (self.__class__, self._args)
 
     def _harmonics(self, x: torch.Tensor) -> torch.Tensor:
         return spherical_harmonics(list(range(self.lmax + 1)), x, True)
