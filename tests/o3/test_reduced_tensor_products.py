@@ -137,6 +137,11 @@ def test_empty_symmetric_space_gives_empty_output():
     assert rtp.irreps_out == Irreps("") and rtp.change_of_basis.shape == (0, 1, 1)
     assert rtp(torch.randn(4, 1), torch.randn(4, 1)).shape == (4, 0)
     assert ReducedTensorProducts("ij=ji", i="1o", filter_ir_out=["1e"]).irreps_out.dim == 0
+    for empty in ("", "0x1o"):  # empty irreps or zero multiplicities: shapes (..., 0), no error
+        rtp = ReducedTensorProducts("ij=ji", i=empty)
+        assert rtp.change_of_basis.shape == (0, 0, 0) and rtp(torch.randn(2, 0), torch.randn(2, 0)).shape == (2, 0)
+    rtp = ReducedTensorProducts("ij=ji", i="0x1o + 1o")
+    assert rtp.irreps_out == Irreps("0e + 2e") and rtp(torch.randn(3), torch.randn(3)).shape == (6,)
 
 
 @pytest.mark.parametrize("formula,kwargs,match", [
