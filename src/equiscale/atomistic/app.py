@@ -11,7 +11,7 @@ from __future__ import annotations
 from equiscale.applications import Application, CheckpointKind, Command, DemoSection
 from equiscale.atomistic.settings import DataEMT, EvaluatePotential, LearnPotential, TrainSettings
 
-__all__ = ["APPLICATION"]
+__all__ = ["APPLICATION", "UNCERTAINTY"]
 
 CONFIG_EXAMPLE = """\
 example --config file (YAML; any option, with _ or -):
@@ -59,3 +59,12 @@ APPLICATION = Application(
     demo=DemoSection("atomistic", "equiscale.atomistic.demo:section_atomistic", order=20),
     extras=(("ase", "atoms"), ("vesin", "atoms")),
 )
+
+UNCERTAINTY = Application(
+    name="uncertainty",
+    description="committees, calibration and out-of-distribution shifts of potentials (the demo's uncertainty section)",
+    demo=DemoSection("uncertainty", "equiscale.atomistic.demo_uncertainty:section_uncertainty", order=25),
+    extras=(("ase", "atoms"), ("vesin", "atoms")),
+)
+"""The uncertainty section of ``equiscale demo`` (an application declares one section; this is the second
+of the atomistic package, announced as the entry point ``uncertainty``)."""
