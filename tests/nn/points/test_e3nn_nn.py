@@ -403,9 +403,12 @@ def test_activation_state_dict_moves_both_ways():
     theirs = e3nn_nn.Activation(irreps, [ScaledTanh(), None, ScaledTanh()])
     assert str(ours.irreps_out) == str(theirs.irreps_out)
     assert list(ours.state_dict()) == list(theirs.state_dict()) == ["acts.0.f.weight", "acts.2.f.weight"]
+    assert [a.cst for a in ours.acts if hasattr(a, "cst")] == [a.cst for a in theirs.acts if a is not None]
     ours.load_state_dict(theirs.state_dict())
     theirs.load_state_dict(ours.state_dict())
     assert Activation("", [])(torch.randn(3, 0)).shape == (3, 0)
+    prelu = Activation("2x0e", [torch.nn.PReLU()])  # e3nn cannot normalise it (float64 samples, float32 weight)
+    assert abs(prelu.acts[0].cst - (0.5 * (1 + 0.25**2)) ** -0.5) < 5e-3  # PReLU starts as 0.25 x for x < 0
 
 
 GATE_CASES = [

@@ -31,15 +31,21 @@ def _standard_normal_samples(f: Callable[[torch.Tensor], torch.Tensor], dtype: t
         device = next((p.device for p in f.parameters()), None)
     generator = torch.Generator().manual_seed(0)
     z = torch.randn(_NUM_SAMPLES, generator=generator, dtype=torch.float64)
-    if isinstance(f, nn.Module):
-        dtype = next((p.dtype for p in f.parameters() if p.is_floating_point()), dtype)
     return z.to(device=device, dtype=dtype)
 
 
 def _inverse_root_second_moment(f: Callable[[torch.Tensor], torch.Tensor]) -> float:
     z = _standard_normal_samples(f, torch.float64)
     with torch.no_grad():
-        return f(z).pow(2).mean().pow(-0.5).item()
+        try:
+            return f(z).pow(2).mean().pow(-0.5).item()
+        except RuntimeError:
+            # A module that cannot take float64 with its parameters' dtype (torch's PReLU, where
+            # e3nn fails): sample in that dtype instead.
+            dtype = next((p.dtype for p in f.parameters() if p.is_floating_point()), None) if isinstance(f, nn.Module) else None
+            if dtype is None or dtype == torch.float64:
+                raise
+            return f(z.to(dtype)).pow(2).mean().pow(-0.5).item()
 
 
 def moment(
