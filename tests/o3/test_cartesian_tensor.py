@@ -167,6 +167,8 @@ def test_spherical_tensor_errors():
         SphericalTensor(-1, 1, 1)
     with pytest.raises(InvalidArgumentError, match="p_val must be"):
         SphericalTensor(2, -1, 1).with_peaks_at(torch.randn(2, 3))
+    with pytest.raises(InvalidArgumentError, match="lmax=1 cannot take these 6 values"):
+        SphericalTensor(1, 1, -1).with_peaks_at(torch.randn(6, 3, dtype=F64))
 
 
 def test_conversions_compile_without_graph_breaks():

@@ -88,6 +88,10 @@ class SphericalTensor(Irreps):
         y = self._harmonics(vectors)  # (N, dim)
         gram = y @ y.T
         solution = torch.linalg.lstsq(gram, values).solution.reshape(-1)
+        residual = (values - gram @ solution).abs().max()
+        if residual >= 1e-5 * values.abs().max():
+            raise InvalidArgumentError(f"with_peaks_at: lmax={self.lmax} cannot take these {len(values)} values at "
+                                       f"these points (residual {residual.item():.2e}); use fewer points or a larger lmax")
         return solution @ y
 
     def sum_of_diracs(self, positions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -241,7 +245,8 @@ class SphericalTensor(Irreps):
             res: grid resolution.
 
         Returns:
-            ``(positions (P, 3), values (P,))``.
+            ``(positions (P, 3), values (P,))``, the first grid's peaks in grid order, then the
+            second's (e3nn lists the same peaks in the order of a Python set).
         """
         x1, f1 = self.signal_on_grid(signal, res)
         rot = angles_to_matrix(*torch.full((3,), pi / 2, dtype=signal.dtype, device=signal.device))
