@@ -91,6 +91,10 @@ def history(directory: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
+TRAIN_ARGS: list[str] = []
+"""Extra ``train hamiltonian`` options of every run (``--train-args``, e.g. ``--guess sap --occupied-weight 1``)."""
+
+
 def train_and_evaluate(work: Path, name: str, data: Path, test: Path, model: str, frames: int, budget: float,
                        scf_frames: int) -> dict:
     """Train ``model`` on ``frames`` frames for ``budget`` CPU seconds, evaluate best.pt; the metrics."""
@@ -105,7 +109,7 @@ def train_and_evaluate(work: Path, name: str, data: Path, test: Path, model: str
     if spent < 0.95 * budget:
         args = ["train", "hamiltonian", "--data", str(data), "--out", str(out), "--model", model,
                 "--train-frames", str(frames), "--valid-fraction", "0.1", "--max-time", str(budget),
-                "--clock", "process", "--threads", "1", "--seed", "0", "--quiet"]
+                "--clock", "process", "--threads", "1", "--seed", "0", "--quiet", *TRAIN_ARGS]
         run(args + (["--resume"] if (out / "last.pt").exists() else []), log)
     train_wall = time.time() - start
     load_after = load_average()
@@ -227,8 +231,14 @@ def speed(checkpoint: Path, basis: str, xc: str, repeats: int, scf_runs: int) ->
     mol = make_molecule(numbers, positions, basis)
 
     def predict() -> np.ndarray:
+        """H from the model, including the cheap guess it adds (PySCF one-electron integrals) if it has one."""
+        batch = {"numbers": torch.as_tensor(numbers), "positions": torch.as_tensor(positions, dtype=dtype)}
+        if getattr(model, "guess", "none") != "none":
+            from equiscale.quantum.guess import frame_guess
+
+            batch["guess"] = torch.as_tensor(frame_guess(numbers, positions, basis, model.guess), dtype=dtype)[None]
         with torch.no_grad():
-            out = model({"numbers": torch.as_tensor(numbers), "positions": torch.as_tensor(positions, dtype=dtype)})
+            out = model(batch)
         return out["hamiltonian"][0].double().numpy()
 
     h = predict()
@@ -259,6 +269,9 @@ def main() -> None:
     parser.add_argument("--scf-frames", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=2,
                         help="processes at a time (one thread each); 1: every command in this process")
+    parser.add_argument("--train-args", default="",
+                        help="extra options of every `train hamiltonian` run, e.g. '--guess sap --occupied-weight 1'")
+    parser.add_argument("--tag", default="", help="suffix of the run names (runs with other --train-args apart)")
     parser.add_argument("--quick", action="store_true",
                         help="STO-3G, few frames, 5-second budgets, one size of ethanol, in this process")
     opts = parser.parse_args()
@@ -271,6 +284,9 @@ def main() -> None:
         opts.ethanol_frames, opts.scf_frames, opts.jobs = [8], 1, 1
     global IN_PROCESS
     IN_PROCESS = opts.jobs == 1
+    import shlex
+
+    TRAIN_ARGS[:] = shlex.split(opts.train_args)
     if IN_PROCESS:
         import torch
 
@@ -288,7 +304,7 @@ def main() -> None:
         data = {m: (a.result(), b.result()) for m, (a, b) in data.items()}
         jobs = {}
         if "water" in opts.parts:
-            jobs["water"] = pool.submit(train_and_evaluate, work, f"water-equivariant-{opts.water_frames}",
+            jobs["water"] = pool.submit(train_and_evaluate, work, f"water-equivariant-{opts.water_frames}{opts.tag}",
                                         *data["water"], "equivariant", opts.water_frames, opts.water_budget,
                                         opts.scf_frames)
         if "ethanol" in opts.parts or "speed" in opts.parts:
@@ -297,7 +313,7 @@ def main() -> None:
             for n in frames:
                 for model in models:
                     jobs[f"ethanol-{model}-{n}"] = pool.submit(
-                        train_and_evaluate, work, f"ethanol-{model}-{n}", *data["ethanol"], model, n,
+                        train_and_evaluate, work, f"ethanol-{model}-{n}{opts.tag}", *data["ethanol"], model, n,
                         opts.ethanol_budget, min(opts.scf_frames, 5))
         results = {k: f.result() for k, f in jobs.items()}
 
@@ -324,7 +340,7 @@ def main() -> None:
             print(f"\n{n} frames: baseline / equivariant H MAE = {b['h_mae_uha'] / e['h_mae_uha']:.1f}x", end="")
         print("\n\n" + floor_line(scf_floor(data["ethanol"][1], min(opts.scf_frames, 5))))
     if "speed" in opts.parts:
-        s = speed(work / f"ethanol-equivariant-{opts.ethanol_frames[-1]}" / "best.pt", opts.basis, opts.xc,
+        s = speed(work / f"ethanol-equivariant-{opts.ethanol_frames[-1]}{opts.tag}" / "best.pt", opts.basis, opts.xc,
                   repeats=5 if opts.quick else 20, scf_runs=1)
         print(f"\n### Speed: n-hexane ({s['atoms']} atoms, {s['orbitals']} orbitals, {opts.basis}), one thread\n")
         print("| predict H (median) | one PySCF SCF from minao | ratio | SCF iterations | load avg |")
