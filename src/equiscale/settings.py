@@ -27,8 +27,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
-from equiscale.uncertainty.files import committee_settings
-
 __all__ = ["Settings", "TrainingSettings", "setting", "positive", "non_negative", "fraction", "at_least",
            "add_arguments", "merge", "resolve", "read_yaml_mapping", "describe_default"]
 
@@ -387,15 +385,15 @@ class TrainingSettings(Settings):
             FileNotFoundError: no checkpoint there.
         """
         from equiscale.train import load_checkpoint  # torch: only when resuming
+        from equiscale.uncertainty.files import committee_settings
 
         if not out:
             raise ValueError("--resume needs the run directory: pass --out DIR")
-        if (committee := committee_settings(out, cls.checkpoint_kind)) is not None:  # a run trained with --ensemble N
-            return committee
         last = cls.resume_checkpoint(out)
-        if not os.path.isfile(last):
+        committee = committee_settings(out, cls.checkpoint_kind)  # a run trained with --ensemble N
+        if committee is None and not os.path.isfile(last):
             raise FileNotFoundError(f"--resume: {last} does not exist")
-        return {"ensemble": 1, **dict(load_checkpoint(last, kind=cls.checkpoint_kind)["header"].get("settings") or {})}
+        return committee or {"ensemble": 1, **dict(load_checkpoint(last, kind=cls.checkpoint_kind)["header"].get("settings") or {})}
 
     @classmethod
     def check_resume(cls, saved: Mapping[str, Any], requested: Mapping[str, Any], out: Any) -> None:
