@@ -32,7 +32,7 @@ from torch import nn
 
 from _common import load_average
 from equiscale.continuum.data import generate_fluid, load_fluid
-from equiscale.continuum.evaluate import one_step_error, rollout_errors
+from equiscale.continuum.evaluate import rollout_errors
 from equiscale.continuum.models import build_model
 from equiscale.continuum.settings import TrainFluid
 from equiscale.continuum.spectra import horizon
@@ -111,8 +111,9 @@ def train_one(name: str, fraction: float, seed: int, args: argparse.Namespace, f
 
 
 def evaluate(model: nn.Module, vorticity: torch.Tensor, steps: int, persistence: np.ndarray) -> dict:
+    """Errors of the rollouts from frame 0 of every trajectory (step 1 is the one-step error from frame 0)."""
     curve, _ = rollout_errors(model, vorticity, steps)
-    return {"one_step": one_step_error(model, vorticity), "curve": curve.tolist(),
+    return {"curve": curve.tolist(),
             **{f"rollout_{k}": float(curve[k - 1]) for k in (1, 10, 25, steps) if k <= steps},
             "horizon_0.5": horizon(curve, 0.5), "horizon_persistence": horizon(curve, persistence)}
 
@@ -156,7 +157,7 @@ def main() -> None:
                 row = {"model": name, "fraction": fraction, "seed": seed, "parameters": record["parameters"],
                        "steps": record["steps"], "train_time": record["train_time"],
                        **evaluate(model, test, args.rollout, persistence)}
-                if name in ("gfno", "fno", PEER):
+                if name in ("gfno", "fno", PEER) and fraction >= 1:
                     row["fine"] = evaluate(model, fine, args.rollout, persistence_fine)
                 results.append(row)
                 print(f"{name:8s} fraction {fraction:g} seed {seed}: {row['parameters']} parameters, {row['steps']} steps "
