@@ -369,6 +369,34 @@ def test_identity_matches_e3nn():
     assert Identity("", "").state_dict()["output_mask"].shape == (0,)
 
 
+# --- empty irreps and zero multiplicities (where e3nn works, the same; where it fails, (..., 0)) ----
+
+
+def test_zero_multiplicities_and_empty_irreps(generator):
+    x = torch.randn(4, 2, 3, generator=generator)
+    with_zero, plain = BatchNorm("0x0e+1o+0x2e"), BatchNorm("1o")  # e3nn cannot reshape a 0x block
+    for mode in (True, False):
+        with_zero.train(mode), plain.train(mode)
+        torch.testing.assert_close(with_zero(x), plain(x), rtol=0, atol=0)
+    assert BatchNorm("")(torch.randn(4, 2, 0)).shape == (4, 2, 0)
+    assert BatchNorm("0x0e+1o").running_mean.shape == (0,)
+    assert Dropout("", 0.5)(torch.randn(4, 0)).shape == (4, 0)  # e3nn: torch.cat of nothing
+    assert Identity("", "").output_mask.shape == (0,)
+    gate, reference = Gate("0x0e+3x0e", [torch.tanh, torch.tanh], "0x0e", [torch.tanh], "0x1o"), Gate("3x0e", [torch.tanh], "", [], "")
+    torch.testing.assert_close(gate(x[0]), reference(x[0]))  # e3nn: max() of an empty sequence
+    for irreps, acts in (("0x0e+2x0e+1x0e", [torch.tanh, torch.tanh, None]), ("", [])):
+        x = torch.randn(4, o3_dim(irreps), generator=generator)
+        torch.testing.assert_close(Activation(irreps, acts)(x), e3nn_nn.Activation(irreps, acts)(x))
+    x = torch.randn(4, 3, generator=generator)
+    torch.testing.assert_close(NormActivation("0x1o+1o", torch.sigmoid)(x),
+                               e3nn_nn.NormActivation(e3nn_o3.Irreps("0x1o+1o"), torch.sigmoid)(x))
+    torch.testing.assert_close(Extract("0x1o+1o", ["0x1o", "1o"], [(0,), (1,)])(x)[1], x)
+
+
+def o3_dim(irreps: str) -> int:
+    return e3nn_o3.Irreps(irreps).dim
+
+
 # --- Activation, Gate, NormActivation: exactly e3nn's --------------------------------------
 
 

@@ -1,6 +1,8 @@
 """e3nn's irreps-aware ``BatchNorm``: normalise each irrep copy by its norm (and centre the even scalars)."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -95,13 +97,15 @@ class BatchNorm(nn.Module):
         if x.dim() < 2 or x.shape[-1] != self.irreps.dim:
             raise InvalidArgumentError(f"x must have shape (batch, ..., {self.irreps.dim}) for {self.irreps}, got {tuple(x.shape)}")
         shape = x.shape
-        batch = shape[0]
-        x = x.reshape(batch, -1, shape[-1])  # (batch, sample, dim)
+        batch, samples = shape[0], math.prod(shape[1:-1])
+        x = x.reshape(batch, samples, shape[-1])
         use_batch_stats = self.training and not self.instance
         new_means, new_vars, fields = [], [], []
         ix = i_scalar = i_feature = 0
         for mul, d, is_scalar in self._blocks:
-            field = x[:, :, ix : ix + mul * d].reshape(batch, -1, mul, d)
+            if mul == 0:
+                continue
+            field = x[:, :, ix : ix + mul * d].reshape(batch, samples, mul, d)
             ix += mul * d
             if is_scalar:
                 if self.instance:
@@ -130,7 +134,7 @@ class BatchNorm(nn.Module):
             if is_scalar:
                 i_scalar += mul
             i_feature += mul
-            fields.append(field.reshape(batch, -1, mul * d))
+            fields.append(field.reshape(batch, samples, mul * d))
         if use_batch_stats:
             with torch.no_grad():
                 if new_means:

@@ -56,9 +56,9 @@ class Gate(nn.Module):
     ) -> None:
         super().__init__()
         scalars, gates, gated = o3.Irreps(irreps_scalars), o3.Irreps(irreps_gates), o3.Irreps(irreps_gated)
-        if len(gates) > 0 and gates.lmax > 0:
+        if any(ir.l > 0 for _, ir in gates):
             raise InvalidArgumentError(f"irreps_gates must be scalars, got {gates}")
-        if len(scalars) > 0 and scalars.lmax > 0:
+        if any(ir.l > 0 for _, ir in scalars):
             raise InvalidArgumentError(f"irreps_scalars must be scalars, got {scalars}")
         if gates.num_irreps != gated.num_irreps:
             raise InvalidArgumentError(
