@@ -9,9 +9,9 @@ Round ``r`` (``DIR/round-r/``, a committee run directory loadable by
    (``train.xyz``); from round 2 on each member starts from its weights of the previous round and
    keeps the data statistics of round 1 (a warm start);
 2. run Langevin MD at ``temperature`` with the committee's mean forces from the ideal crystal, and
-   watch the largest per-atom force spread ``max_i forces_std_i`` (eV/A) at every step: a frame
-   whose spread passes the threshold is collected (at most ``max_new``, at least ``min_gap`` steps
-   apart); the MD stops when the spread passes ``explode_factor`` x the threshold (the committee no
+   watch the largest per-atom force spread ``max_i forces_std_i`` (eV/A) at every step: of the
+   frames whose spread passes the threshold, the ``max_new`` most uncertain ones at least
+   ``min_gap`` steps apart are collected; the MD stops when the spread passes ``explode_factor`` x the threshold (the committee no
    longer knows where it is: continuing would sample nonsense) or after ``md_steps``;
 3. label the collected frames with the reference calculator (``selected.xyz``) and add them.
 
@@ -77,7 +77,7 @@ def initial_frames(settings: LearnPotential, calculator: Any) -> list[AtomicStru
 
 
 def committee_md(calculator: Any, settings: LearnPotential, threshold: float, seed: int) -> dict[str, Any]:
-    """Langevin MD with the committee ``calculator``; collect the frames whose largest force spread passes ``threshold``.
+    """Langevin MD with the committee ``calculator``; collect the most uncertain frames above ``threshold``.
 
     Returns:
         ``frames`` (``ase.Atoms`` to label), ``steps`` (stable steps run), ``exploded`` (the spread
@@ -93,9 +93,9 @@ def committee_md(calculator: Any, settings: LearnPotential, threshold: float, se
     thermalize = getattr(velocitydistribution, "thermalize_momenta", None) or velocitydistribution.MaxwellBoltzmannDistribution
     thermalize(atoms, temperature_K=settings.temperature, rng=rng)
     dynamics = Langevin(atoms, 2.0 * units.fs, temperature_K=settings.temperature, friction=0.02, fixcm=False, rng=rng)
-    frames: list[Any] = []
+    candidates: list[tuple[float, int, Any]] = []
     spreads: list[float] = []
-    last_pick, exploded = -settings.min_gap, False
+    exploded = False
     for step in range(settings.md_steps):
         dynamics.run(1)
         atoms.get_forces()
@@ -104,11 +104,15 @@ def committee_md(calculator: Any, settings: LearnPotential, threshold: float, se
         if not np.isfinite(spread) or spread > settings.explode_factor * threshold:
             exploded = True
             break
-        if spread > threshold and len(frames) < settings.max_new and step - last_pick >= settings.min_gap:
-            frames.append(atoms.copy())
-            last_pick = step
+        if spread > threshold:
+            candidates.append((spread, step, atoms.copy()))
+    chosen: list[tuple[float, int, Any]] = []  # the most uncertain frames, at least min_gap steps apart
+    for candidate in sorted(candidates, key=lambda c: -c[0]):
+        if len(chosen) < settings.max_new and all(abs(candidate[1] - c[1]) >= settings.min_gap for c in chosen):
+            chosen.append(candidate)
     steps = len(spreads) - (1 if exploded else 0)
-    return {"frames": frames, "steps": steps, "exploded": exploded, "max_spread": max(spreads), "spread": spreads}
+    return {"frames": [c[2] for c in sorted(chosen, key=lambda c: c[1])], "steps": steps, "exploded": exploded,
+            "max_spread": max(spreads), "spread": spreads}
 
 
 def _train_round(settings: LearnPotential, folder: Path, data: Path, previous: Path | None,
