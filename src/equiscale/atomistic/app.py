@@ -9,6 +9,7 @@ and imported only when used. ``train potential`` runs under
 from __future__ import annotations
 
 from equiscale.applications import Application, CheckpointKind, Command, DemoSection
+from equiscale.atomistic.export import ExportPotential
 from equiscale.atomistic.settings import DataEMT, EvaluatePotential, LearnPotential, TrainSettings
 
 __all__ = ["APPLICATION", "UNCERTAINTY"]
@@ -44,7 +45,16 @@ APPLICATION = Application(
                 help="errors of a trained potential and a parity plot",
                 description="Predicts every structure of --data and prints the energy MAE per atom (meV/atom) and "
                 "per structure (meV), the force MAE/RMSE (meV/A) and the stress MAE (meV/A^3); writes the parity "
-                "plot (energies and forces) beside the checkpoint unless --no-figures."),
+                "plot (energies and forces) beside the checkpoint unless --no-figures. A committee (a run directory trained "
+                "with --ensemble N) gets the errors of its mean, the scale factor of its spread (maximum likelihood, "
+                "fitted on --calibration), the Spearman correlation of spread and error, a calibration plot, and "
+                "out-of-distribution rows side by side with --shifts hot strain."),
+        Command("export", "potential", ExportPotential, run="equiscale.atomistic.export:export_potential",
+                help="a trained potential as a file plain PyTorch or C++ runs (AOTInductor)",
+                description="Writes energy, forces and stress (autograd inside) of one structure as an "
+                "AOTInductor package (--format aoti) or a torch.export program (--format program), loadable "
+                "without equiscale. Inputs: positions, numbers, cell, and a neighbour list (edge_index, shifts) "
+                "computed by the caller; see docs/deploy.md."),
         Command("learn", "potential", LearnPotential, run="equiscale.atomistic.active_learning:learn_potential",
                 help="active learning: committee MD, label where the force spread is high, retrain",
                 description="Starts from a few labelled frames of the crystal, then in each round trains a committee "
