@@ -9,6 +9,8 @@ Public API (every kernel's Python side and the library use only these):
 * :func:`available` is True when the kernels are built, loaded and not disabled.
 * :func:`use_kernels` ``(*tensors)`` is True when :func:`available` and every tensor is on CPU;
   callers branch on it and otherwise run the PyTorch path (the fallback and the test reference).
+* :func:`pytorch_path` is a context in which :func:`available` is False: what is traced or
+  exported inside it calls no ``torch.ops.equiscale`` operator (a file for plain PyTorch).
 
 Conventions for a kernel family ``<name>``: ``csrc/<name>.cpp`` defines its operators with
 ``TORCH_LIBRARY_FRAGMENT(equiscale, m)`` and their CPU implementations with
@@ -19,16 +21,17 @@ that :func:`load` calls once after the library is loaded (``torch.library.regist
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 
-__all__ = ["available", "load", "use_kernels"]
+__all__ = ["available", "load", "pytorch_path", "use_kernels"]
 
 ENV = "EQUISCALE_KERNELS"
 
@@ -39,6 +42,7 @@ class _State:
     loaded: Optional[bool] = None
     reason: str = ""
     registered: set = set()  # Python sides already registered (registration is once per process)
+    forced_off: int = 0  # depth of pytorch_path() contexts
 
 
 _STATE = _State()
@@ -92,7 +96,10 @@ def available() -> bool:
     """True when the kernels are built and loaded (loading them on first call) and not disabled.
 
     Inside ``torch.compile`` tracing nothing is built: the answer is the state decided before.
+    False inside :func:`pytorch_path`.
     """
+    if _STATE.forced_off:
+        return False
     if torch.compiler.is_compiling():
         return bool(_STATE.loaded)
     return load()
@@ -101,6 +108,16 @@ def available() -> bool:
 def use_kernels(*tensors: torch.Tensor) -> bool:
     """True when the compiled kernels should run on these tensors: available and all on CPU."""
     return available() and all(t.device.type == "cpu" for t in tensors)
+
+
+@contextlib.contextmanager
+def pytorch_path() -> Iterator[None]:
+    """Within this context every caller runs the PyTorch path (:func:`available` is False)."""
+    _STATE.forced_off += 1
+    try:
+        yield
+    finally:
+        _STATE.forced_off -= 1
 
 
 def _reset() -> None:

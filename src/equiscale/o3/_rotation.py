@@ -23,6 +23,7 @@ import math
 from typing import Optional, Tuple
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 from equiscale.errors import InvalidArgumentError
 
 __all__ = [
@@ -53,6 +54,11 @@ def _det3(R: torch.Tensor) -> torch.Tensor:
             + R[..., 0, 2] * (R[..., 1, 0] * R[..., 2, 1] - R[..., 1, 1] * R[..., 2, 0]))
 
 
+def _traced(t: torch.Tensor) -> bool:
+    """True under ``torch.compile``/``torch.export`` tracing or on fake tensors (``make_fx``)."""
+    return torch.compiler.is_compiling() or isinstance(t, FakeTensor)
+
+
 def check_rotation_matrix(R: torch.Tensor, allow_reflection: bool = True,
                           atol: Optional[float] = None) -> None:
     r"""Raise ValueError unless ``R`` is a batch of orthogonal matrices of shape ``(..., 3, 3)``.
@@ -68,7 +74,7 @@ def check_rotation_matrix(R: torch.Tensor, allow_reflection: bool = True,
         raise InvalidArgumentError(f"rotation matrix must have shape (..., 3, 3), got {tuple(R.shape)}")
     if not R.is_floating_point():
         raise InvalidArgumentError(f"rotation matrix must have a floating dtype, got {R.dtype}")
-    if R.numel() == 0:
+    if R.numel() == 0 or _traced(R):  # a traced graph cannot branch on the values
         return
     if atol is None:
         atol = torch.finfo(R.dtype).eps ** (1.0 / 3.0)

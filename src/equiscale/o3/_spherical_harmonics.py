@@ -24,6 +24,7 @@ import operator
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 
 from equiscale import _kernels
 from equiscale._kernels import spherical_harmonics as _sh_kernel
@@ -105,9 +106,13 @@ def _looks_like_irreps(l: Any) -> bool:
     return type(l).__name__ == "Irreps"
 
 
-def _is_compiling() -> bool:
+def _is_compiling(x: Optional[torch.Tensor] = None) -> bool:
+    """Traced rather than run: by ``torch.compile``/``torch.export``, or on fake tensors (``make_fx``,
+    non-strict export), where the eager kernel's data-dependent branch cannot be taken."""
     compiler = getattr(torch, "compiler", None)
-    return bool(getattr(compiler, "is_compiling", lambda: False)())
+    if bool(getattr(compiler, "is_compiling", lambda: False)()):
+        return True
+    return isinstance(x, FakeTensor)
 
 
 def _evaluate(ls: Sequence[int], x: torch.Tensor, normalize: bool, normalization: str) -> torch.Tensor:
@@ -124,7 +129,7 @@ def _evaluate(ls: Sequence[int], x: torch.Tensor, normalize: bool, normalization
         work = work.float()
     if _kernels.use_kernels(work):  # compiled kernel (also what torch.compile traces on CPU)
         out = _sh_kernel.spherical_harmonics(ls, work, normalize, normalization)
-    elif _is_compiling():  # traced by torch.compile: plain ops, which inductor fuses
+    elif _is_compiling(work):  # traced: plain ops, which inductor fuses
         out = spherical_harmonics_plain(ls, work, normalize, normalization)
     else:
         out = spherical_harmonics_kernel(tuple(ls), work, normalize, normalization)

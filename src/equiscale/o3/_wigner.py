@@ -210,12 +210,18 @@ def _coupling64(l: int) -> np.ndarray:
     return _real_clebsch_gordan(l - 1, 1, l) * math.sqrt(2 * l + 1)
 
 
-@functools.lru_cache(maxsize=64)
+@torch.compiler.assume_constant_result
 def _coupling(l: int, dtype: torch.dtype, device: torch.device):
     """The coupling as two GEMM-ready tensors in ``dtype`` on ``device`` (cached, never mutated).
 
-    ``first[(d, n), c] = C[c, d, n]`` and ``second[m, (a, b)] = C[a, b, m]``.
+    ``first[(d, n), c] = C[c, d, n]`` and ``second[m, (a, b)] = C[a, b, m]``. ``torch.compile``
+    calls this at trace time and keeps the result as constants (its numpy code is not traced).
     """
+    return _coupling_cached(l, dtype, device)
+
+
+@functools.lru_cache(maxsize=64)
+def _coupling_cached(l: int, dtype: torch.dtype, device: torch.device):
     c = torch.from_numpy(np.array(_coupling64(l))).to(dtype=dtype, device=device)
     a, n = 2 * l - 1, 2 * l + 1
     return c.reshape(a, 3 * n).t().contiguous(), c.reshape(3 * a, n).t().contiguous()

@@ -603,13 +603,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> uvu_scatter_double_ba
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(equiscale, m) {
-  m.def("uvu_scatter(Tensor x, Tensor edge_attr, Tensor weight, Tensor edge_index, int num_nodes, int dim_out, "
+  m.def("uvu_scatter(Tensor x, Tensor edge_attr, Tensor weight, Tensor edge_index, SymInt num_nodes, int dim_out, "
         "Tensor paths, Tensor in_blocks, Tensor cg_index, Tensor cg_value) -> Tensor");
-  m.def("uvu_scatter_backward(Tensor grad_out, Tensor x, Tensor edge_attr, Tensor weight, Tensor edge_index, int num_nodes, "
+  m.def("uvu_scatter_backward(Tensor grad_out, Tensor x, Tensor edge_attr, Tensor weight, Tensor edge_index, SymInt num_nodes, "
         "Tensor paths, Tensor in_blocks, Tensor cg_index, Tensor cg_value, bool need_x, bool need_attr, bool need_weight) "
         "-> (Tensor, Tensor, Tensor)");
   m.def("uvu_scatter_double_backward(Tensor grad_out, Tensor x, Tensor edge_attr, Tensor weight, Tensor? grad_x, "
-        "Tensor? grad_attr, Tensor? grad_weight, Tensor edge_index, int num_nodes, Tensor paths, Tensor in_blocks, "
+        "Tensor? grad_attr, Tensor? grad_weight, Tensor edge_index, SymInt num_nodes, Tensor paths, Tensor in_blocks, "
         "Tensor cg_index, Tensor cg_value, bool need_grad_out, bool need_x, bool need_attr, bool need_weight) "
         "-> (Tensor, Tensor, Tensor, Tensor)");
 }
