@@ -31,6 +31,7 @@ VERBS = {
     "train": "train a model",
     "evaluate": "evaluate a trained model",
     "learn": "learn a model actively: train, simulate, label where uncertain, repeat",
+    "export": "export a trained model for plain PyTorch or C++ (torch.export, AOTInductor)",
 }
 
 
