@@ -237,11 +237,11 @@ def evaluate_committee(path: str | os.PathLike, data: str | os.PathLike, calibra
 
     committee = load_potential_committee(path, dtype=dtype)
     structures = read_structures(data)
-    fit = uncertainty_metrics(predict_committee(committee, read_structures(calibration) if calibration else structures,
-                                                batch_size))
+    predictions = predict_committee(committee, structures, batch_size)
+    fit = uncertainty_metrics(predict_committee(committee, read_structures(calibration), batch_size)
+                              if calibration else predictions)
     scales = {"force_scale": fit["force_scale"], "energy_scale": fit.get("energy_scale")}
-    rows = [{"name": "in distribution", "metrics": uncertainty_metrics(predict_committee(committee, structures, batch_size),
-                                                                      **scales)}]
+    rows = [{"name": "in distribution", "metrics": uncertainty_metrics(predictions, **scales)}]
     for name, shifted in shifted_sets(structures, shifts, **shift_options) if shifts else []:
         rows.append({"name": name, "metrics": uncertainty_metrics(predict_committee(committee, shifted, batch_size), **scales)})
     return {"members": len(committee), "calibrated_on": os.fspath(calibration or data), **scales, "rows": rows}
