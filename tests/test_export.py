@@ -160,3 +160,64 @@ def test_export_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "best.pt" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m.pt2").exists()
+
+
+@pytest.fixture(scope="module")
+def fluid_runs(tmp_path_factory):
+    """Tiny fluid surrogates (one epoch on 8x8 turbulence): every model `build_model` accepts."""
+    from equiscale.continuum.data import generate_fluid
+    from equiscale.continuum.models import MODELS
+
+    folder = tmp_path_factory.mktemp("fluid")
+    generate_fluid(folder / "train.npz", trajectories=3, steps=4, resolution=8, progress=False)
+    return folder, MODELS
+
+
+FLUID_OPTIONS = ("--width", "2", "--blocks", "1", "--validation-trajectories", "1", "--quiet", "--batch-size", "8",
+                 "--threads", "1", "--epochs", "1")
+
+
+def _train_fluid(folder: Path, model: str) -> Path:
+    out = folder / model
+    if not (out / "best.pt").exists():
+        extra = ("--modes", "2") if model in ("gfno", "fno") else ("--kernel-size", "3")
+        assert cli.main(["train", "fluid", "--data", str(folder / "train.npz"), "--model", model, "--out", str(out),
+                         *FLUID_OPTIONS, *extra]) == 0
+    return out
+
+
+def _check_fluid(tmp_path, run: Path, fmt: str) -> None:
+    from equiscale.continuum.training import load_run
+
+    package = tmp_path / f"{run.name}.pt2"
+    assert cli.main(["export", "fluid", str(run), "--out", str(package), "--format", fmt, "--dtype", "float64"]) == 0
+    model, _ = load_run(run)
+    w = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    expected = model.double()(w).detach().numpy()
+    got = run_plain(PLAIN_FLUID, tmp_path, package, fmt, {"w": w.numpy()})["out"]
+    assert got.shape == (2, 8, 8)
+    np.testing.assert_allclose(got, expected, atol=1e-10, rtol=0)
+    w1 = torch.randn(1, 8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)  # another batch size
+    got = run_plain(PLAIN_FLUID, tmp_path, package, fmt, {"w": w1.numpy()})["out"]
+    np.testing.assert_allclose(got, model(w1).detach().numpy(), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("model", ["gcnn", "cnn"])
+def test_exported_fluid_program_runs_without_equiscale(fluid_runs, tmp_path, model):
+    folder, _ = fluid_runs
+    _check_fluid(tmp_path, _train_fluid(folder, model), "program")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["gunet", "unet", "gfno", "fno", "cnn-aug"])
+def test_exported_fluid_program_every_model(fluid_runs, tmp_path, model):
+    folder, models = fluid_runs
+    if model not in models:
+        pytest.skip(f"build_model does not accept {model!r} here")
+    _check_fluid(tmp_path, _train_fluid(folder, model), "program")
+
+
+@pytest.mark.slow
+def test_exported_fluid_aoti_package_runs_without_equiscale(fluid_runs, tmp_path):
+    folder, _ = fluid_runs
+    _check_fluid(tmp_path, _train_fluid(folder, "gcnn"), "aoti")

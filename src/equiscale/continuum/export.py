@@ -1,0 +1,97 @@
+"""``equiscale export fluid``: a trained fluid surrogate as a file plain PyTorch (or C++) runs.
+
+The exported function is one step of the surrogate, ``w (B, H, W) -> w' (B, H, W)``: vorticity at
+time t to vorticity at t + dt (the run's ``dt``, in the file's metadata), on the training grid
+(``H = W = resolution``, fixed) with a dynamic batch ``B >= 1``. A rollout calls it in a loop.
+The checks of the eager model (square grid, finite values) are the caller's: the file holds only
+the arithmetic.
+
+This module is light (no torch at import): the command line imports it to build ``--help``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from equiscale.settings import Settings, setting
+
+__all__ = ["ExportFluid", "export_fluid", "fluid_for_export"]
+
+
+@dataclass
+class ExportFluid(Settings):
+    """``equiscale export fluid``: an AOTInductor package (or exported program) of a fluid surrogate."""
+
+    checkpoint: str = setting(None, help="best.pt or last.pt written by `equiscale train fluid` (a run directory: "
+                              "its best.pt)", positional=True, required=True, metavar="CHECKPOINT")
+    out: str = setting("model.pt2", help="the file to write", metavar="FILE.pt2")
+    format: str = setting("aoti", help="'aoti': AOTInductor package, compiled C++ for this machine (Python: "
+                          "torch._inductor.aoti_load_package, C++: AOTIModelPackageLoader); 'program': a "
+                          "torch.export program (torch.export.load), quick to write", choices=("aoti", "program"))
+    dtype: str = setting("float32", help="precision of the exported function", choices=("float32", "float64"))
+    device: str = setting("cpu", help="device the package is compiled for ('cpu', 'cuda')")
+
+
+def fluid_for_export(model: Any) -> Any:
+    """``model`` (eval mode) as the function ``w (B, H, W) -> w' (B, H, W)``.
+
+    An :class:`~equiscale.continuum.increment.IncrementModel` is evaluated as its increment
+    ``w + delta_scale * net(w / field_scale)`` (its forward's value checks are data-dependent
+    branches, which an exported graph cannot hold); any other module by its forward.
+    """
+    import torch
+
+    class FluidStep(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, w: torch.Tensor) -> torch.Tensor:
+            net = getattr(self.model, "net", None)
+            scales = hasattr(self.model, "field_scale") and hasattr(self.model, "delta_scale")
+            if net is None or not scales:
+                return self.model(w)
+            x = w.unsqueeze(1)
+            step = self.model.delta_scale.to(w.dtype) * net(x / self.model.field_scale.to(w.dtype))
+            return (x + step).squeeze(1)
+
+    return FluidStep().eval()
+
+
+def _checkpoint_file(path: str) -> Path:
+    file = Path(path)
+    return file / "best.pt" if file.is_dir() else file
+
+
+def export_fluid(settings: ExportFluid) -> int:
+    """Run ``equiscale export fluid``: load, wrap, export, write; prints what was written."""
+    import torch
+    from torch.export import Dim
+
+    from equiscale import __version__, deploy
+    from equiscale.continuum.training import KIND, run_model
+    from equiscale.train import load_checkpoint
+
+    file = _checkpoint_file(settings.checkpoint)
+    state = load_checkpoint(file, kind=KIND, map_location="cpu")
+    header = state["header"]
+    statistics = header.get("statistics") or {}
+    resolution = int(statistics.get("resolution") or 64)
+    dtype = getattr(torch, settings.dtype)
+    model = run_model(state, file).to(device=settings.device, dtype=dtype)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    function = fluid_for_export(model)
+    example = torch.randn(3, resolution, resolution, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    example = example.to(settings.device) * float(statistics.get("field_scale", 1.0))
+    program = deploy.export_program(function, (example,), ({0: Dim("batch", min=1)},))
+    metadata = {"kind": "fluid", "model": header["settings"].get("model"), "group": header["settings"].get("group"),
+                "resolution": resolution, "dt": statistics.get("dt"), "viscosity": statistics.get("viscosity"),
+                "dtype": settings.dtype, "device": settings.device,
+                "inputs": f"w (B, {resolution}, {resolution}) vorticity at t",
+                "outputs": f"w (B, {resolution}, {resolution}) vorticity at t + dt", "source": str(file),
+                "equiscale_version": __version__}
+    out = deploy.save_program(program, settings.out, settings.format, metadata)
+    print(f"wrote {out} ({settings.format}, {settings.dtype}, {metadata['model']} on {resolution}x{resolution})")
+    return 0
