@@ -8,6 +8,7 @@ and imported only when used.
 from __future__ import annotations
 
 from equiscale.applications import Application, CheckpointKind, Command, DemoSection
+from equiscale.continuum.export import ExportFluid
 from equiscale.continuum.settings import DataFluid, EvaluateFluid, TrainFluid
 
 __all__ = ["APPLICATION"]
@@ -49,6 +50,11 @@ APPLICATION = Application(
                 "equivariance error under 90-degree rotations, energy spectra and enstrophy of predicted and true "
                 "fields, and PNG figures; runs trained at another resolution are evaluated as they are. Writes report.md, metrics.json and the figures to --out (default: the first run "
                 "directory)."),
+        Command("export", "fluid", ExportFluid, run="equiscale.continuum.export:export_fluid",
+                help="a trained fluid surrogate as a file plain PyTorch or C++ runs (AOTInductor)",
+                description="Writes one step of the surrogate, vorticity (B, H, W) at t -> t + dt on the training "
+                "grid with a dynamic batch, as an AOTInductor package (--format aoti) or a torch.export program "
+                "(--format program), loadable without equiscale; see docs/deploy.md."),
     ),
     checkpoints=(CheckpointKind("fluid", checks="equiscale.continuum.checks:fluid_checks",
                                 describe="a fluid surrogate (`equiscale train fluid`)"),),
