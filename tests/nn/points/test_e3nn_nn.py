@@ -250,7 +250,7 @@ def test_batchnorm_errors_are_assertion_and_value_errors():
         BatchNorm("2x0e", reduce="sum")
     with pytest.raises(ValueError, match="normalization needs to be 'norm' or 'component'"):
         BatchNorm("2x0e", normalization="l2")
-    with pytest.raises(InvalidArgumentError, match=r"x must have shape \(batch, \.\.\., 5\)"):
+    with pytest.raises(InvalidArgumentError, match=r"input must have shape \(batch, \.\.\., 5\)"):
         BatchNorm("2x0e+1o")(torch.randn(4, 6))
 
 

@@ -95,7 +95,7 @@ class BatchNorm(nn.Module):
         """
         x = input
         if x.dim() < 2 or x.shape[-1] != self.irreps.dim:
-            raise InvalidArgumentError(f"x must have shape (batch, ..., {self.irreps.dim}) for {self.irreps}, got {tuple(x.shape)}")
+            raise InvalidArgumentError(f"input must have shape (batch, ..., {self.irreps.dim}) for {self.irreps}, got {tuple(x.shape)}")
         shape = x.shape
         batch, samples = shape[0], math.prod(shape[1:-1])
         x = x.reshape(batch, samples, shape[-1])
