@@ -121,7 +121,8 @@ def main() -> None:
         results.append({"seed": seed, "rounds": rounds, "rows": rows, "steps": steps})
         print(f"every committee member: {steps} optimizer steps")
         print(table(rows), flush=True)
-    mean = [{**results[0]["rows"][i], **{k: float(np.mean([r["rows"][i][k] for r in results]))
+    mean = [{**results[0]["rows"][i], "frames": "/".join(str(r["rows"][i]["frames"]) for r in results),
+             **{k: float(np.mean([r["rows"][i][k] for r in results]))
              for k in ("force_mae", "force_rmse", "energy_mae_per_atom", "cpu_s")}} for i in range(len(results[0]["rows"]))]
     print(f"\nmean over seeds {args.seeds}:")
     print(table(mean))
