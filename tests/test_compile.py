@@ -341,3 +341,123 @@ def test_kernel_custom_ops_are_in_the_exported_graph():
         program = torch.export.export(module, inputs)
     assert not any("equiscale" in str(node.target) for node in program.graph.nodes)
     _assert_same(program.module()(*inputs), module(*inputs))
+
+
+# ----------------------------------------------------------------------------- application models
+def _potential():
+    from equiscale.atomistic.model import EquivariantPotential
+
+    torch.manual_seed(0)
+    model = EquivariantPotential([1, 8], lmax=1, channels=4, layers=2, cutoff=3.0, num_radial_basis=4, radial_hidden=8,
+                                 readout_hidden=4, reference_energies={1: -0.5, 8: -2.0}).eval()
+    positions = randn(5, 3) * 0.8
+    edge_index = torch.tensor([(j, i) for i in range(5) for j in range(5) if i != j]).T.contiguous()
+    batch = {"positions": positions, "numbers": torch.tensor([8, 1, 1, 8, 1]), "edge_index": edge_index,
+             "shifts": torch.zeros(edge_index.shape[1], 3), "cell": torch.zeros(1, 3, 3),
+             "batch": torch.zeros(5, dtype=torch.long), "num_atoms": torch.tensor([5])}
+    return model, batch
+
+
+class _PotentialEnergy(torch.nn.Module):
+    """``EquivariantPotential.forward`` without forces (the graph dynamo and export see)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, positions, numbers, edge_index, shifts, cell, batch, num_atoms):
+        out = self.model({"positions": positions, "numbers": numbers, "edge_index": edge_index, "shifts": shifts,
+                          "cell": cell, "batch": batch, "num_atoms": num_atoms}, forces=False)
+        return out["energy"], out["atomic_energies"]
+
+
+def _potential_energy():
+    model, batch = _potential()
+    keys = ("positions", "numbers", "edge_index", "shifts", "cell", "batch", "num_atoms")
+    return _PotentialEnergy(model), tuple(batch[k] for k in keys)
+
+
+def _potential_core():
+    """What ``compile_inference`` compiles: the per-structure core, forces by autograd around it."""
+    model, batch = _potential()
+    vectors = model.edge_vectors(batch)
+    core = Function(lambda species, v, e, isolated: model._core(species, v, e, None, isolated))
+    return core, (model.species(batch["numbers"]), vectors, batch["edge_index"],
+                  model.isolated_features(torch.device("cpu")))
+
+
+def _fluid(name: str) -> Case:
+    def make():
+        from equiscale.continuum.models import build_model
+
+        torch.manual_seed(0)
+        options = {"modes": 3} if "fno" in name else {"kernel_size": 3}
+        return build_model(name, width=2, blocks=1, **options).eval(), (randn(2, 16, 16),)
+    return make
+
+
+class _Hamiltonian(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        from equiscale.quantum.model import HamiltonianModel
+
+        torch.manual_seed(0)
+        self.model = HamiltonianModel({1: [0, 0, 1], 8: [0, 0, 0, 1, 1, 2]}, lmax=2, channels=4, layers=2,
+                                      pair_channels=2, radial_hidden=8).eval()
+
+    def forward(self, numbers, positions, molecule):
+        out = self.model({"numbers": numbers, "positions": positions, "batch": molecule})
+        return out["hamiltonian"], out["energy"]
+
+
+def _hamiltonian():
+    water = torch.tensor([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])
+    return _Hamiltonian(), (torch.tensor([8, 1, 1]), water, torch.zeros(3, dtype=torch.long))
+
+
+def _fluid_models():
+    try:
+        from equiscale.continuum.models import MODELS
+    except ImportError:  # pragma: no cover
+        return ()
+    return MODELS
+
+
+APPLICATION_CASES: Dict[str, Case] = {"atomistic:energy": _potential_energy, "atomistic:core": _potential_core,
+                                      "quantum:hamiltonian": _hamiltonian,
+                                      **{f"continuum:{m}": _fluid(m) for m in _fluid_models()}}
+_QUANTUM = ("quantum/model.py (engineer H): data-dependent Python branches on tensor values: _check "
+            "(bool(isfinite(positions).all())), species_indices (bool on unknown elements), layout "
+            "(molecule.max().item()) and molecule_pairs (data-dependent pair count)")
+APPLICATION_BREAKS = {"quantum:hamiltonian": _QUANTUM}
+
+
+def _app_params():
+    return [pytest.param(n, id=n, marks=_marks(n, APPLICATION_BREAKS)) for n in APPLICATION_CASES]
+
+
+@pytest.mark.parametrize("name", _app_params())
+def test_application_model_fullgraph(name):
+    module, inputs = APPLICATION_CASES[name]()
+    expected = module(*inputs)
+    _assert_same(torch.compile(module, fullgraph=True, backend="eager", dynamic=False)(*inputs), expected)
+
+
+@pytest.mark.parametrize("name", _app_params())
+def test_application_model_export(name):
+    module, inputs = APPLICATION_CASES[name]()
+    expected = module(*inputs)
+    _assert_same(torch.export.export(module, inputs).module()(*inputs), expected)
+
+
+@pytest.mark.slow
+def test_potential_forces_through_the_compiled_core():
+    """compile_inference's split: the compiled core (inductor), forces by autograd around it, as eager."""
+    model, batch = _potential()
+    eager = model(batch, forces=True, stress=False, create_graph=False)
+    model.compile_inference()
+    try:
+        compiled = model(batch, forces=True, stress=False, create_graph=False)
+    finally:
+        model.compile_inference(False)
+    _assert_same((compiled["energy"], compiled["forces"]), (eager["energy"], eager["forces"]))

@@ -33,6 +33,13 @@ __all__ = ["EquivariantPotential", "element_symbol", "bond_pairs"]
 _PAIRS_FROM = 256  # bonds from which grouping j -> i with i -> j pays for its sort
 
 
+def _traced(t: torch.Tensor) -> bool:
+    """Under ``torch.compile``/``torch.export`` tracing or on fake tensors (``make_fx``)."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    return torch.compiler.is_compiling() or isinstance(t, FakeTensor)
+
+
 def element_symbol(z: int) -> str:
     """Chemical symbol of atomic number ``z`` (``"Z=z"`` if unknown)."""
     try:
@@ -194,6 +201,8 @@ class EquivariantPotential(nn.Module):
         """Species indices ``(N,)`` of atomic numbers; ValueError naming any unknown element."""
         out_of_range = (numbers < 1) | (numbers > 118)
         species = self.species_of[numbers.clamp(0, 118)]
+        if _traced(numbers):  # a compiled or exported graph cannot raise on values: the caller checks
+            return species
         bad = out_of_range | (species < 0)
         if bool(bad.any()):
             names = sorted({element_symbol(z) for z in numbers[bad].tolist()})
@@ -215,7 +224,7 @@ class EquivariantPotential(nn.Module):
         positions = batch["positions"]
         if positions.shape[0] == 0:
             raise ValueError("empty structure: the batch holds no atoms")
-        if not bool(torch.isfinite(positions).all()):
+        if not _traced(positions) and not bool(torch.isfinite(positions).all()):
             raise ValueError("positions hold NaN or infinite values")
         dtype = self.embedding.weight.dtype
         if positions.dtype != dtype:
@@ -238,6 +247,8 @@ class EquivariantPotential(nn.Module):
         (A parameter object swapped by hand inside a submodule is not noticed: set
         ``_parameter_list = None`` after doing that.)
         """
+        if torch.compiler.is_compiling():  # traced: the cache's key compares values; compute in the graph
+            return self._features(torch.arange(len(self.elements), device=device), None, None, None)
         parameters = self._parameter_list
         if parameters is None:  # listed once (walking the modules costs ~50 us); _apply and __setattr__ reset it
             parameters = self._parameter_list = tuple(self.parameters())
@@ -262,7 +273,9 @@ class EquivariantPotential(nn.Module):
         species = self.species(batch["numbers"])
         edge_index = batch["edge_index"]
         # bonds j -> i and i -> j share the radial MLP row; for small graphs the grouping costs more than it saves
-        pairs = bond_pairs(edge_index, batch["shifts"]) if edge_index.shape[1] >= _PAIRS_FROM else None
+        # (data-dependent sizes: not when traced)
+        pairs = bond_pairs(edge_index, batch["shifts"]) if edge_index.shape[1] >= _PAIRS_FROM and not _traced(edge_index) \
+            else None
         isolated = self.isolated_features(species.device)
         core = self._compiled_core if compiled and self._compiled_core is not None else self._core
         return core(species, vectors, edge_index, pairs, isolated)

@@ -3,8 +3,7 @@
 The exported function is one step of the surrogate, ``w (B, H, W) -> w' (B, H, W)``: vorticity at
 time t to vorticity at t + dt (the run's ``dt``, in the file's metadata), on the training grid
 (``H = W = resolution``, fixed) with a dynamic batch ``B >= 1``. A rollout calls it in a loop.
-The checks of the eager model (square grid, finite values) are the caller's: the file holds only
-the arithmetic.
+Value checks of the eager model (finite vorticity) are not in the file: they are the caller's.
 
 This module is light (no torch at import): the command line imports it to build ``--help``.
 """
@@ -34,12 +33,7 @@ class ExportFluid(Settings):
 
 
 def fluid_for_export(model: Any) -> Any:
-    """``model`` (eval mode) as the function ``w (B, H, W) -> w' (B, H, W)``.
-
-    An :class:`~equiscale.continuum.increment.IncrementModel` is evaluated as its increment
-    ``w + delta_scale * net(w / field_scale)`` (its forward's value checks are data-dependent
-    branches, which an exported graph cannot hold); any other module by its forward.
-    """
+    """``model`` (eval mode) as the function ``w (B, H, W) -> w' (B, H, W)`` (its own forward)."""
     import torch
 
     class FluidStep(torch.nn.Module):
@@ -48,13 +42,7 @@ def fluid_for_export(model: Any) -> Any:
             self.model = model
 
         def forward(self, w: torch.Tensor) -> torch.Tensor:
-            net = getattr(self.model, "net", None)
-            scales = hasattr(self.model, "field_scale") and hasattr(self.model, "delta_scale")
-            if net is None or not scales:
-                return self.model(w)
-            x = w.unsqueeze(1)
-            step = self.model.delta_scale.to(w.dtype) * net(x / self.model.field_scale.to(w.dtype))
-            return (x + step).squeeze(1)
+            return self.model(w)
 
     return FluidStep().eval()
 
