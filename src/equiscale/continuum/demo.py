@@ -2,7 +2,7 @@
 trained for the same time.
 
 Simulates training and test trajectories (:func:`equiscale.continuum.data.generate_fluid`), trains
-the best model of the continuum benchmark (:data:`BEST`, see ``benchmarks/RESULTS.md``), a small
+the best equivariant model of the continuum benchmark (:data:`BEST`, ``benchmarks/RESULTS.md``), a small
 C(4) G-CNN, a CNN of about the G-CNN's parameter count and the same CNN on randomly rotated windows,
 each for the same CPU-time budget (:func:`equiscale.continuum.training.train_fluid`), and evaluates
 them on the test trajectories (:func:`equiscale.continuum.evaluate.evaluate_runs`: one-step and
@@ -50,7 +50,7 @@ QUICK = ContinuumSettings(resolution=16, train_trajectories=3, validation_trajec
                           steps=8, train_seconds=2.0, rollout=5, width=2, blocks=1, kernel_size=3, batch_size=8,
                           best_width=2, modes=3)
 
-#: the most accurate model of benchmarks/continuum_accuracy.py (run name and `--model`, label)
+#: the most accurate equivariant model of benchmarks/continuum_accuracy.py (run name and `--model`, label)
 BEST = ("gfno", "C(4) G-FNO")
 # run name (also the `equiscale train fluid --model`), label
 MODELS = [BEST, ("gcnn", "C(4) G-CNN"), ("cnn", "CNN"), ("cnn-aug", "CNN + rotation augmentation")]
@@ -139,8 +139,8 @@ def section_continuum(ctx: DemoContext) -> SectionResult:
         f"time (of the demo's process, so that other jobs on the machine do not favour one model); the CNNs have "
         f"about the G-CNN's parameter count. Errors are relative L2 on the test trajectories; rollouts apply the "
         f"model {s.rollout} times from frames 0, {s.rollout}, ...; equivariance is max |f(Rw) - Rf(w)| / max|f(w)| "
-        f"over the 90-degree rotations R, float32. The {BEST[1]} is the most accurate model of the continuum "
-        f"benchmark (benchmarks/RESULTS.md).",
+        f"over the 90-degree rotations R, float32. The {BEST[1]} is the most accurate equivariant model of the "
+        f"continuum benchmark (benchmarks/RESULTS.md).",
         _table(rows, persistence, s.rollout),
         ctx.image(figures[0], "rollout error against step"),
         "Energy spectra of predicted and true fields along the rollouts (a model that loses or piles up energy at "
