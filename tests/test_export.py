@@ -164,15 +164,16 @@ def test_export_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def fluid_runs(tmp_path_factory):
-    """Tiny fluid surrogates (one epoch on 8x8 turbulence): every model `build_model` accepts."""
+    """Tiny fluid surrogates (one epoch on 12x12 turbulence: the U-Nets need two halvings of 3 points)."""
     from equiscale.continuum.data import generate_fluid
     from equiscale.continuum.models import MODELS
 
     folder = tmp_path_factory.mktemp("fluid")
-    generate_fluid(folder / "train.npz", trajectories=3, steps=4, resolution=8, progress=False)
+    generate_fluid(folder / "train.npz", trajectories=3, steps=4, resolution=R, progress=False)
     return folder, MODELS
 
 
+R = 12  # the fluid grid
 FLUID_OPTIONS = ("--width", "2", "--blocks", "1", "--validation-trajectories", "1", "--quiet", "--batch-size", "8",
                  "--threads", "1", "--epochs", "1")
 
@@ -192,12 +193,12 @@ def _check_fluid(tmp_path, run: Path, fmt: str) -> None:
     package = tmp_path / f"{run.name}.pt2"
     assert cli.main(["export", "fluid", str(run), "--out", str(package), "--format", fmt, "--dtype", "float64"]) == 0
     model, _ = load_run(run)
-    w = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    w = torch.randn(2, R, R, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     expected = model.double()(w).detach().numpy()
     got = run_plain(PLAIN_FLUID, tmp_path, package, fmt, {"w": w.numpy()})["out"]
-    assert got.shape == (2, 8, 8)
+    assert got.shape == (2, R, R)
     np.testing.assert_allclose(got, expected, atol=1e-10, rtol=0)
-    w1 = torch.randn(1, 8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)  # another batch size
+    w1 = torch.randn(1, R, R, generator=torch.Generator().manual_seed(2), dtype=torch.float64)  # another batch size
     got = run_plain(PLAIN_FLUID, tmp_path, package, fmt, {"w": w1.numpy()})["out"]
     np.testing.assert_allclose(got, model(w1).detach().numpy(), atol=1e-10, rtol=0)
 
