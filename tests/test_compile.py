@@ -326,21 +326,42 @@ def test_inductor(name):
     _assert_same(compiled(*inputs), expected)
 
 
-def test_kernel_custom_ops_are_in_the_exported_graph():
-    """torch.export goes through the compiled kernels (fake implementations) when they are loaded."""
+KERNEL_CASES = {"uvu_scatter": _message_passing, "tensor_product_uvw": CASES["FullyConnectedTensorProduct"],
+                "spherical_harmonics": CASES["SphericalHarmonics"]}
+
+
+@pytest.mark.parametrize("op", sorted(KERNEL_CASES))
+def test_export_goes_through_the_kernels_custom_ops_with_a_dynamic_size(op):
+    """torch.export runs the compiled kernels' fake implementations (dynamic first axis) when they are
+    loaded; inside ``pytorch_path()`` (what deployed files use) the graph holds no custom operator."""
+    from torch.export import Dim
+
     from equiscale import _kernels
 
     if not _kernels.available():
         pytest.skip("compiled kernels unavailable")
-    module, inputs = _message_passing()
-    program = torch.export.export(module, inputs)
+    module, inputs = KERNEL_CASES[op]()
+    if op == "uvu_scatter":  # nodes and edges both dynamic
+        nodes = Dim("nodes", min=2)  # edges < 256: MessagePassing groups bond pairs from 256 edges (a size branch)
+        dynamic = ({0: nodes}, {0: nodes}, {1: Dim("edges", min=2, max=255)})
+    else:
+        rows = Dim("rows", min=2)
+        dynamic = tuple({0: rows} for _ in inputs)
+    program = torch.export.export(module, inputs, dynamic_shapes=dynamic)
     targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
-    assert any("equiscale" in t for t in targets), sorted(targets)
+    assert f"equiscale.{op}.default" in targets, sorted(targets)
     _assert_same(program.module()(*inputs), module(*inputs))
-    with _kernels.pytorch_path():  # the path a deployed file takes: no custom operator
-        program = torch.export.export(module, inputs)
-    assert not any("equiscale" in str(node.target) for node in program.graph.nodes)
-    _assert_same(program.module()(*inputs), module(*inputs))
+    with _kernels.pytorch_path():
+        plain = torch.export.export(module, inputs, dynamic_shapes=dynamic)
+    assert not any("equiscale" in str(node.target) for node in plain.graph.nodes)
+    _assert_same(plain.module()(*inputs), module(*inputs))
+    if op == "uvu_scatter":  # another graph: 8 nodes, 12 edges
+        x = randn(8, inputs[0].shape[1], seed=5)
+        edges = torch.stack([torch.arange(12) % 8, (torch.arange(12) * 3 + 1) % 8])
+        bigger = (x, randn(8, 3, seed=6) * 1.2, edges)
+    else:
+        bigger = tuple(torch.cat([t, t.flip(0)]) for t in inputs)
+    _assert_same(program.module()(*bigger), module(*bigger))
 
 
 # ----------------------------------------------------------------------------- application models

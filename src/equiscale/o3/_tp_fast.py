@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 
 from equiscale.o3._tp_fast_plan import FastPlan, build_fast_plan
 
@@ -101,6 +102,13 @@ def _stack_t(o, ss: List[torch.Tensor], n: int) -> torch.Tensor:
     return torch.cat([ss[p.group].narrow(1, p.k0, p.k) for p in o.paths], 2).view(n * o.k, -1)
 
 
+def _chunk(plan: FastPlan, x: torch.Tensor, n_all) -> int:
+    """Rows per chunk; all rows at once when traced (a loop over a symbolic row count would fix it)."""
+    if torch.compiler.is_compiling() or isinstance(x, FakeTensor):
+        return n_all
+    return plan.chunk_size(n_all, x.device, _CHUNK_ELEMENTS)
+
+
 def fast_forward(plan: FastPlan, c: Dict, x1: torch.Tensor, x2: torch.Tensor,
                  weight: Optional[torch.Tensor]) -> torch.Tensor:
     """``(N, dim_out)`` sum of the planned paths (zero on output blocks they do not reach)."""
@@ -109,8 +117,8 @@ def fast_forward(plan: FastPlan, c: Dict, x1: torch.Tensor, x2: torch.Tensor,
     if n_all == 0:
         return out
     ws = [_stacked_weight(weight, o, plan) for o in plan.outputs]
-    chunk = plan.chunk_size(n_all, x1.device, _CHUNK_ELEMENTS)
-    for a in range(0, n_all, chunk):
+    chunk = _chunk(plan, x1, n_all)
+    for a in (0,) if chunk == n_all else range(0, n_all, chunk):  # one chunk: no loop over a traced size
         n = min(chunk, n_all - a)
         xc, yc, oc = x1.narrow(0, a, n), x2.narrow(0, a, n), out.narrow(0, a, n)
         wc = weight if (plan.shared or weight is None) else weight.narrow(0, a, n)
@@ -155,8 +163,8 @@ def fast_backward(plan: FastPlan, c: Dict, x1: torch.Tensor, x2: torch.Tensor,
     gws = [torch.zeros_like(wm) for wm in ws] if need_w else []
     gw_int = weight.new_zeros(plan.gw_width + 1) if (need_w and plan.shared) else None
     want_s = need_w and (bool(plan.segsums) or bool(plan.outputs))
-    chunk = plan.chunk_size(n_all, x1.device, _CHUNK_ELEMENTS)
-    for a in range(0, n_all, chunk):
+    chunk = _chunk(plan, x1, n_all)
+    for a in (0,) if chunk == n_all else range(0, n_all, chunk):  # one chunk: no loop over a traced size
         n = min(chunk, n_all - a)
         xc, yc, gc = x1.narrow(0, a, n), x2.narrow(0, a, n), grad.narrow(0, a, n)
         wc = weight if (plan.shared or weight is None) else weight.narrow(0, a, n)
