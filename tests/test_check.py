@@ -129,6 +129,23 @@ def test_command_prints_tables_and_honours_the_tolerance(fluid_runs, potential, 
     assert "exceeds the tolerance" in capsys.readouterr().err
 
 
+def test_a_committee_directory_is_checked_member_by_member(fluid_runs, tmp_path, capsys):
+    import shutil
+
+    from equiscale.uncertainty.files import write_committee
+
+    committee = tmp_path / "committee"
+    for k, run in enumerate(("gcnn", "cnn")):
+        shutil.copytree(fluid_runs[run], committee / f"member-{k}")
+    write_committee(committee, {"kind": "fluid", "ensemble": 2, "members": ["member-0", "member-1"]})
+    assert check.expand_committees([committee, fluid_runs["gcnn"]]) == [
+        committee / "member-0", committee / "member-1", fluid_runs["gcnn"]]
+    # the CNN member breaks the symmetry, so a tolerance that every G-CNN meets fails the committee
+    assert cli.main(["check", str(committee), "--rollout", "0", "--tolerance", "1e-8"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("float64") == 2 and "gcnn" in out and "cnn" in out
+
+
 def test_command_errors_are_one_line(tmp_path, capsys):
     assert cli.main(["check", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err

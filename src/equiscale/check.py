@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from equiscale.applications import Application
 
 __all__ = ["EquivarianceCheck", "CheckOptions", "CheckResult", "checkpoint_file", "checkpoint_kind", "expect_kind",
-           "checkpoint_checks", "measure_checks", "format_table", "markdown_table"]
+           "expand_committees", "checkpoint_checks", "measure_checks", "format_table", "markdown_table"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,22 @@ def checkpoint_file(path: str | os.PathLike) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     return path
+
+
+def expand_committees(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """``paths`` with each committee run directory (trained with ``--ensemble``) replaced by its members.
+
+    Every member of a committee is a model of its own, so each is checked on its own.
+    """
+    from equiscale.uncertainty.files import is_committee, read_committee
+
+    expanded: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir() and is_committee(path):
+            expanded.extend(path / member for member in read_committee(path)["members"])
+        else:
+            expanded.append(path)
+    return expanded
 
 
 def _load(path: str | os.PathLike) -> tuple[Path, dict[str, Any], str]:

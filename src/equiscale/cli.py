@@ -43,7 +43,7 @@ class Parser(argparse.ArgumentParser):
 class CheckSettings(Settings):
     """Options of ``equiscale check``."""
 
-    checkpoints: list[str] = setting(None, help="run directory or .pt checkpoint", positional=True, required=True,
+    checkpoints: list[str] = setting(None, help="run directory (a committee: each member), or .pt checkpoint", positional=True, required=True,
                                      metavar="CHECKPOINT")
     samples: int = setting(4, help="random group elements per check", check=positive)
     rollout: int = setting(10, help="models that step in time: also check a rollout of this many steps "
@@ -70,11 +70,11 @@ class DemoSettings(Settings):
 
 def run_check(settings: CheckSettings, applications: Sequence[Application] | None = None) -> int:
     """``equiscale check``: print the equivariance table of each checkpoint (kinds looked up in ``applications``)."""
-    from equiscale.check import CheckOptions, checkpoint_checks, format_table, measure_checks
+    from equiscale.check import CheckOptions, checkpoint_checks, expand_committees, format_table, measure_checks
 
     worst = 0.0
     options = CheckOptions(rollout=settings.rollout, samples=settings.samples, seed=settings.seed)
-    for path in settings.checkpoints:
+    for path in expand_committees(settings.checkpoints):
         description, checks = checkpoint_checks(path, options, applications)
         print(description)
         results = measure_checks(checks, seed=settings.seed)
