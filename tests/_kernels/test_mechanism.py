@@ -92,3 +92,21 @@ def test_failed_build_runs_the_torch_path_with_equal_results(monkeypatch):
         fallback = (spherical_harmonics(3, x, True), tp(f, x[:, [0, 0, 1, 2]]))
     for a, b in zip(with_kernels, fallback):
         assert (a - b).abs().max().item() <= 1e-12
+
+
+def test_a_build_killed_midway_does_not_block_the_next(tmp_path):
+    """torch's ``lock`` file left by a killed build is removed once the build lock is held."""
+    import subprocess
+    import sys
+
+    (tmp_path / "lock").write_text("")  # what a build killed inside torch's builder leaves
+    with _build.exclusive_build(tmp_path):
+        assert not (tmp_path / "lock").exists()
+    # a holder that dies without unlocking: the operating system frees the lock with the process
+    holder = ("import fcntl, os, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+              "open(sys.argv[1] + '.held', 'w').close(); os._exit(9)")
+    assert subprocess.run([sys.executable, "-c", holder, str(tmp_path / "build.lock")]).returncode == 9
+    assert (tmp_path / "build.lock.held").exists()
+    (tmp_path / "lock").write_text("")
+    with _build.exclusive_build(tmp_path):
+        assert not (tmp_path / "lock").exists()

@@ -6,9 +6,16 @@ with ``TORCH_LIBRARY_FRAGMENT(equiscale, m)`` / ``TORCH_LIBRARY_IMPL(equiscale, 
 appear as ``torch.ops.equiscale.<name>``. The objects are cached per user, per torch version and
 per compiler-flag set; ninja rebuilds only what changed, so a second ``build()`` costs well under
 a second.
+
+torch's builder guards the directory with a ``lock`` file that a killed build leaves behind, after
+which every later build waits forever. Builds here hold an operating-system lock
+(``fcntl.flock`` on ``build.lock``, released by the kernel when the process dies) around torch's
+builder, so a ``lock`` file found while holding it is stale and is removed.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import hashlib
 import os
@@ -71,9 +78,28 @@ def build(verbose: bool = False) -> None:
         raise RuntimeError("ninja not found")
     directory = build_directory()
     directory.mkdir(parents=True, exist_ok=True)
-    cpp_extension.load(name="equiscale_kernels", sources=files, extra_cflags=cflags(),
-                       extra_ldflags=EXTRA_LDFLAGS, build_directory=str(directory),
-                       is_python_module=False, verbose=verbose)
+    with exclusive_build(directory):
+        cpp_extension.load(name="equiscale_kernels", sources=files, extra_cflags=cflags(),
+                           extra_ldflags=EXTRA_LDFLAGS, build_directory=str(directory),
+                           is_python_module=False, verbose=verbose)
+
+
+@contextlib.contextmanager
+def exclusive_build(directory: Path):
+    """Hold the build lock of ``directory``; remove torch's ``lock`` file left by a killed build.
+
+    The lock is ``fcntl.flock`` on ``directory/build.lock``: other processes wait here, and the
+    operating system releases it when its holder dies, so no crash can leave it held.
+    """
+    with open(directory / "build.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            stale = directory / "lock"  # torch's FileBaton; nobody else can be building now
+            if stale.exists():
+                stale.unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def main() -> None:
