@@ -43,11 +43,11 @@ def test_quick_demo_runs_every_section_within_budget(quick_demo, capsys):
     assert status == 0
     assert seconds < 120, f"the quick demo took {seconds:.0f} CPU-s (budget 2 minutes)"
     report = (out / "report.md").read_text()
-    for title in ("## Summary", "## Continuum", "## Atomistic", "## Steerable", "## Quantum", "## Symmetry check",
-                  "### Trained models"):
+    for title in ("## Summary", "## Continuum", "## Atomistic", "## Uncertainty", "## Steerable", "## Quantum",
+                  "## Symmetry check", "### Trained models"):
         assert title in report
     sections = _metrics(out)
-    assert set(sections) == {"Continuum", "Atomistic", "Steerable", "Quantum", "Symmetry check"}
+    assert set(sections) == {"Continuum", "Atomistic", "Uncertainty", "Steerable", "Quantum", "Symmetry check"}
     assert not any(s["failed"] for s in sections.values())
 
 
@@ -154,9 +154,22 @@ def test_unknown_section_is_a_one_line_error(tmp_path, capsys):
 
 def test_sections_are_registered_in_order_and_importable():
     assert SECTION_NAMES[-1] == "symmetry"  # it measures what the others trained
-    assert {"continuum", "atomistic"} <= set(SECTION_NAMES)
+    assert {"continuum", "atomistic", "uncertainty"} <= set(SECTION_NAMES)
     for name in SECTION_NAMES:
         assert callable(load_section(name))
+
+
+def test_an_application_may_declare_several_sections():
+    from equiscale.applications import Application, DemoSection, discover
+    from equiscale.demo.sections import available_sections
+
+    two = Application("two", "two sections", demo=(DemoSection("late", "m:late", order=50),
+                                                   DemoSection("early", "m:early", order=5)))
+    one = Application("one", "one section", demo=DemoSection("middle", "m:middle", order=10))
+    assert list(available_sections([two, one])) == ["early", "middle", "late", "symmetry"]
+    clash = Application("three", "a clash", demo=(DemoSection("middle", "m:other"),))
+    with pytest.raises(ValueError, match="demo section 'middle' is declared by both"):
+        discover([one, clash])
 
 
 def test_run_demo_accepts_section_functions_and_writes_atomically(tmp_path, capsys):

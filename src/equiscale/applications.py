@@ -101,14 +101,24 @@ class DemoSection:
 
 @dataclass(frozen=True)
 class Application:
-    """Everything an application contributes, declared in one place (its ``app.py``)."""
+    """Everything an application contributes, declared in one place (its ``app.py``).
+
+    ``demo`` is its section of ``equiscale demo``, or a tuple of sections when it has several.
+    """
 
     name: str
     description: str
     commands: tuple[Command, ...] = ()
     checkpoints: tuple[CheckpointKind, ...] = ()
-    demo: DemoSection | None = None
+    demo: DemoSection | tuple[DemoSection, ...] | None = None
     extras: tuple[tuple[str, str], ...] = ()  # (optional module, the extra that installs it), for error messages
+
+    @property
+    def demo_sections(self) -> tuple[DemoSection, ...]:
+        """The application's demo sections (none, one or several), as a tuple."""
+        if self.demo is None:
+            return ()
+        return self.demo if isinstance(self.demo, tuple) else (self.demo,)
 
 
 def discover(extra: Sequence[Application] = ()) -> list[Application]:
@@ -146,7 +156,7 @@ def _check_unique(applications: Sequence[Application]) -> None:
         keys = [("application", application.name)]
         keys += [("command", c.verb, c.task) for c in application.commands]
         keys += [("checkpoint kind", k.kind) for k in application.checkpoints]
-        keys += [("demo section", application.demo.name)] if application.demo else []
+        keys += [("demo section", d.name) for d in application.demo_sections]
         for key in keys:
             if key in seen and seen[key] != application.name:
                 raise ValueError(f"{key[0]} {' '.join(key[1:])!r} is declared by both {seen[key]} and {application.name}")

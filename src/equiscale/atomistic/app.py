@@ -12,7 +12,7 @@ from equiscale.applications import Application, CheckpointKind, Command, DemoSec
 from equiscale.atomistic.export import ExportPotential
 from equiscale.atomistic.settings import DataEMT, EvaluatePotential, LearnPotential, TrainSettings
 
-__all__ = ["APPLICATION", "UNCERTAINTY"]
+__all__ = ["APPLICATION"]
 
 CONFIG_EXAMPLE = """\
 example --config file (YAML; any option, with _ or -):
@@ -66,15 +66,7 @@ APPLICATION = Application(
     ),
     checkpoints=(CheckpointKind("potential", checks="equiscale.atomistic.checks:potential_checks",
                                 describe="an interatomic potential (`equiscale train potential`)"),),
-    demo=DemoSection("atomistic", "equiscale.atomistic.demo:section_atomistic", order=20),
+    demo=(DemoSection("atomistic", "equiscale.atomistic.demo:section_atomistic", order=20),
+          DemoSection("uncertainty", "equiscale.atomistic.demo_uncertainty:section_uncertainty", order=25)),
     extras=(("ase", "atoms"), ("vesin", "atoms")),
 )
-
-UNCERTAINTY = Application(
-    name="uncertainty",
-    description="committees, calibration and out-of-distribution shifts of potentials (the demo's uncertainty section)",
-    demo=DemoSection("uncertainty", "equiscale.atomistic.demo_uncertainty:section_uncertainty", order=25),
-    extras=(("ase", "atoms"), ("vesin", "atoms")),
-)
-"""The uncertainty section of ``equiscale demo`` (an application declares one section; this is the second
-of the atomistic package, announced as the entry point ``uncertainty``)."""

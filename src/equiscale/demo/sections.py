@@ -20,7 +20,7 @@ SYMMETRY = ("symmetry", "equiscale.demo.symmetry:section_symmetry")
 def available_sections(applications: Sequence[Application] | None = None) -> dict[str, str]:
     """Every section of ``applications`` (default: the installed ones) by order, then the symmetry check."""
     applications = discover() if applications is None else applications
-    declared = sorted((a.demo for a in applications if a.demo is not None), key=lambda d: (d.order, d.name))
+    declared = sorted((d for a in applications for d in a.demo_sections), key=lambda d: (d.order, d.name))
     return {**{d.name: d.function for d in declared}, SYMMETRY[0]: SYMMETRY[1]}
 
 
