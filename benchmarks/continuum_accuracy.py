@@ -17,6 +17,8 @@ interrupted benchmark continues. Runs go one at a time.
     python benchmarks/continuum_accuracy.py --out /tmp/fbench/bench --budget 90 \\
         --models gfno,gunet,fno-peer,unet,gcnn --fractions 1,0.1 --models-reduced gfno,gunet,fno-peer,unet
     python benchmarks/continuum_accuracy.py --quick          # 16x16, seconds: checks the script runs
+    python benchmarks/continuum_accuracy.py --out DIR --combine RUN1 RUN2 ...   # one table and figures from
+                                                             # several runs' results.json (same test data)
 """
 from __future__ import annotations
 
@@ -131,7 +133,12 @@ def main() -> None:
     parser.add_argument("--rollout", type=int, default=50)
     parser.add_argument("--train-args", default="", help="JSON of extra TrainFluid settings, e.g. '{\"lr\": 5e-4}'")
     parser.add_argument("--quick", action="store_true", help="16x16, 2 s per model: the script runs")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="DIR", help="train nothing: write the table "
+                        "and figures of the rows in each DIR/results.json (runs on the same test files) to --out")
     args = parser.parse_args()
+    if args.combine:
+        combine([Path(d) for d in args.combine], Path(args.out))
+        return
     if args.quick:
         args.budget, args.rollout = min(args.budget, 2.0), 10
     torch.set_num_threads(args.threads)
@@ -174,20 +181,33 @@ def main() -> None:
     figures(results, persistence, out, args.rollout)
 
 
+def combine(folders: list[Path], out: Path) -> None:
+    """Print one table and draw the figures of the rows of several benchmark runs, in the given order."""
+    runs = [json.loads((folder / "results.json").read_text()) for folder in folders]
+    persistence = np.asarray(runs[0]["persistence"])
+    if any(not np.allclose(run["persistence"], persistence) for run in runs):
+        raise SystemExit("--combine: the runs were evaluated on different test files (their persistence errors differ)")
+    rows = [row for run in runs for row in run["rows"]]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({**runs[0], "rows": rows}, indent=1))
+    print(table(rows, persistence, len(persistence)))
+    figures(rows, persistence, out, len(persistence))
+
+
 def table(rows: list[dict], persistence: np.ndarray, steps: int) -> str:
     marks = [k for k in sorted({1, 10, 25, steps}) if k <= steps]
-    lines = ["| model | fraction | parameters | train steps | " + " | ".join(f"error at {k}" for k in marks)
+    lines = ["| model | fraction | seed | parameters | train steps | " + " | ".join(f"error at {k}" for k in marks)
              + " | error > 0.5 at | error > persistence at | 128x128: error at 1 / 10 (ratio to 64x64) |",
-             "|" + "---|" * (len(marks) + 7)]
+             "|" + "---|" * (len(marks) + 8)]
     for r in rows:
         fine = "-"
         if "fine" in r:
             fine = " / ".join(f"{r['fine'][f'rollout_{k}']:.3f} ({r['fine'][f'rollout_{k}'] / r[f'rollout_{k}']:.2f}x)"
                               for k in (1, 10))
         horizons = [f"> {steps}" if r[h] is None else str(r[h]) for h in ("horizon_0.5", "horizon_persistence")]
-        lines.append(f"| {r['model']} | {r['fraction']:g} | {r['parameters']} | {r['steps']} | "
+        lines.append(f"| {r['model']} | {r['fraction']:g} | {r['seed']} | {r['parameters']} | {r['steps']} | "
                      + " | ".join(f"{r[f'rollout_{k}']:.3f}" for k in marks) + f" | {' | '.join(horizons)} | {fine} |")
-    lines.append("| persistence | - | 0 | - | " + " | ".join(f"{persistence[k - 1]:.3f}" for k in marks)
+    lines.append("| persistence | - | - | 0 | - | " + " | ".join(f"{persistence[k - 1]:.3f}" for k in marks)
                  + f" | {horizon(persistence, 0.5) or f'> {steps}'} | - | - |")
     return "\n".join(lines)
 
@@ -197,8 +217,13 @@ def figures(rows: list[dict], persistence: np.ndarray, out: Path, steps: int) ->
         from equiscale.continuum import plots
     except ImportError:
         return
-    curves = {f"{r['model']}, {r['fraction']:g} of the data": np.asarray(r["curve"]) for r in rows}
-    styles = {f"{r['model']}, {r['fraction']:g} of the data": (r["model"], f"{r['fraction']:g}") for r in rows}
+    groups: dict[tuple[str, float], list[np.ndarray]] = {}
+    for r in rows:  # one curve per model and fraction: the mean over its seeds
+        groups.setdefault((r["model"], r["fraction"]), []).append(np.asarray(r["curve"]))
+    label = {key: f"{key[0]}, {key[1]:g} of the data" + (f" (mean of {len(c)} seeds)" if len(c) > 1 else "")
+             for key, c in groups.items()}
+    curves = {label[key]: np.mean(c, axis=0) for key, c in groups.items()}
+    styles = {label[key]: (key[0], f"{key[1]:g}") for key in groups}
     curves["persistence (no change)"] = persistence
     plots.plot_error_curves(curves, out / "continuum_rollout_error.png", title="rollout error, equal CPU time",
                             styles=styles)
