@@ -44,10 +44,14 @@ def train_fluid(settings: TrainFluid) -> int:
 
 
 def evaluate_fluid(settings: EvaluateFluid) -> int:
-    """Evaluate the runs on ``settings.data``; print the report, write it with the figures."""
+    """Evaluate the runs on ``settings.data``; print the report, write it with the figures (committees:
+    also their calibration and ``--shifts``)."""
     from equiscale.continuum.evaluate import evaluate_runs
 
     report = evaluate_runs(settings.runs, settings.data, out=settings.out, rollout=settings.rollout,
-                           figures=settings.figures, progress=not settings.quiet)
+                           figures=settings.figures, progress=not settings.quiet, shifts=settings.shifts,
+                           calibration=settings.calibration, trajectories=settings.shift_trajectories,
+                           viscosity_factor=settings.viscosity_factor, rollout_factor=settings.rollout_factor,
+                           seed=settings.seed)
     print(report)
     return 0

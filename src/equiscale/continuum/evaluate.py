@@ -36,7 +36,12 @@ EQUIVARIANT = ("gcnn", "gunet", "gfno")  # the models whose report names their g
 
 @torch.no_grad()
 def rollout(model: Model, w0: Tensor, steps: int, batch_size: int = 64) -> Tensor:
-    """Apply ``model`` ``steps`` times to ``w0`` ``(B, R, R)``: ``(B, steps + 1, R, R)`` with ``w0`` first."""
+    """Apply ``model`` ``steps`` times to ``w0`` ``(B, R, R)``: ``(B, steps + 1, R, R)`` with ``w0`` first.
+
+    A committee (:class:`~.uncertainty.FluidCommittee`) gives the mean of its members' own rollouts.
+    """
+    if hasattr(model, "rollout_mean"):
+        return model.rollout_mean(w0, steps, batch_size)
     chunks = []
     for start in range(0, w0.shape[0], batch_size):
         w = w0[start:start + batch_size]
@@ -185,8 +190,20 @@ def _grouped_curves(rows: list[dict], curves: dict[str, np.ndarray]) -> tuple[di
     return drawn, styles
 
 
+def _load(run: str | os.PathLike) -> tuple[Model, dict[str, Any]]:
+    """A run directory's model and record; a committee (``--ensemble``) as one :class:`~.uncertainty.FluidCommittee`."""
+    from equiscale.uncertainty.files import is_committee
+
+    if is_committee(run):
+        from equiscale.continuum.uncertainty import load_fluid_committee
+
+        return load_fluid_committee(run)
+    return load_run(run)
+
+
 def evaluate_runs(runs: Sequence[str | os.PathLike], data_path: str | os.PathLike, out: str | os.PathLike | None = None,
-                  rollout: int = 25, figures: bool = True, progress: bool = True) -> str:
+                  rollout: int = 25, figures: bool = True, progress: bool = True, shifts: Sequence[str] = (),
+                  calibration: str | os.PathLike | None = None, **shift_options: Any) -> str:
     """Evaluate run directories on ``data_path``; write ``report.md``, ``metrics.json`` and PNGs to ``out``.
 
     Args:
@@ -196,6 +213,9 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], data_path: str | os.PathLik
         rollout: rollout length in steps.
         figures: draw the PNGs (needs matplotlib).
         progress: show a progress bar.
+        shifts: committees only: out-of-distribution shifts (:data:`.uncertainty.SHIFTS`) evaluated
+            beside the in-distribution row; ``shift_options`` go to :func:`.uncertainty.shifted_data`.
+        calibration: committees only: the ``.npz`` on which the spread's scale is fitted (default ``data_path``).
 
     Returns:
         The markdown report. Figures: ``rollout_<run>.png`` (truth, prediction and error of the
@@ -203,10 +223,15 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], data_path: str | os.PathLik
         its own scale), ``rollout_error.png`` (error against step, every run and persistence),
         ``spectra.png`` (energy spectra, predicted and true, at steps 1, 10, 25 and ``rollout``),
         ``enstrophy.png`` (enstrophy against step) and, when runs differ in training fraction,
-        ``data_efficiency.png`` (with persistence and the spread over seeds).
+        ``data_efficiency.png`` (with persistence and the spread over seeds). A committee run is
+        evaluated through its mean rollout, and gets an uncertainty section (:func:`_committee_section`).
     """
-    loaded = [load_run(run) for run in runs]  # every run and the data are checked before anything is written
+    loaded = [_load(run) for run in runs]  # every run and the data are checked before anything is written
+    if (shifts or calibration) and not any("members" in record for _, record in loaded):
+        raise ValueError("--shifts and --calibration need a committee (a run trained with --ensemble N); "
+                         f"{', '.join(map(str, runs))} holds single models")
     data = load_fluid(data_path)
+    calibration_data = load_fluid(calibration) if calibration else None
     vorticity = torch.from_numpy(np.ascontiguousarray(data.vorticity))
     _starts(vorticity.shape[1], rollout)
     out = Path(out if out is not None else runs[0])
@@ -243,13 +268,45 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], data_path: str | os.PathLik
               + "Enstrophy mean(w^2)/2 at steps " + ", ".join(str(t) for t in physics["times"]) + " (rollouts from frame "
               "0): " + "; ".join(f"{name} " + ", ".join(f"{physics['enstrophy'][name][t]:.3g}" for t in physics["times"])
                                  for name in physics["enstrophy"]) + "\n")
+    committees = {}
+    for name, (model, record) in zip(names, loaded):
+        if "members" in record:
+            committees[name] = _committee_section(name, model, record, data, rollout, out, calibration_data,
+                                                  calibration or data_path, shifts, figures, shift_options)
+            report += committees[name]["text"]
     (out / "report.md").write_text(report)
     (out / "metrics.json").write_text(json.dumps({"runs": rows, "persistence": persistence, "data": str(data_path),
                                                   "curves": {k: v.tolist() for k, v in curves.items()},
-                                                  "physics": physics}, indent=1))
+                                                  "physics": physics, "committees": committees}, indent=1))
     if figures:
         _draw(out, rows, curves, physics, vorticity[:, :rollout + 1].numpy(), frame0, rollout, persistence)
     return report
+
+
+def _committee_section(name: str, committee: Any, record: dict[str, Any], data: Any, rollout: int, out: Path,
+                       calibration: Any, calibrated_on: Any, shifts: Sequence[str], figures: bool,
+                       shift_options: dict[str, Any]) -> dict[str, Any]:
+    """A committee's calibration and shift rows (:mod:`.uncertainty`) as report text (``text``), with
+    ``calibration_<run>.png`` and ``shifts_<run>.png`` drawn when ``figures``."""
+    from equiscale.continuum.uncertainty import committee_table, evaluate_fluid_committee
+
+    result = evaluate_fluid_committee(committee, record, data, rollout, out, calibration, shifts,
+                                      **shift_options)
+    result["calibrated_on"] = str(calibrated_on)
+    result["text"] = (f"\n## Uncertainty of {name} (committee of {result['members']})\n\nPrediction: the mean of the "
+                      f"members' own rollouts; uncertainty: the per-pixel spread over them, times one scale factor "
+                      f"x{result['scale']:.3g} fitted on {calibrated_on} ({rollout}-step rollouts, maximum likelihood, "
+                      f"Gaussian). RMSE and spread per pixel over every rollout step; Spearman: rank correlation "
+                      f"of spread and absolute error per pixel.\n\n{committee_table(result)}\n")
+    if figures:
+        from equiscale.continuum import plots
+        from equiscale.uncertainty.calibration import calibration_plot
+
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+        calibration_plot({row["name"]: row["metrics"]["calibration"] for row in result["rows"]},
+                         out / f"calibration_{safe}.png", title=f"{name}: pixels binned by committee spread")
+        plots.plot_shifts(result, out / f"shifts_{safe}.png", title=f"{name}: error and calibrated uncertainty")
+    return result
 
 
 def _draw(out: Path, rows: list[dict], curves: dict[str, np.ndarray], physics: dict[str, Any], truth: np.ndarray,

@@ -8,7 +8,7 @@ import numpy as np
 
 from equiscale.plotting import pyplot, save_png
 
-__all__ = ["plot_rollout", "plot_error_curves", "plot_data_efficiency", "plot_spectra", "plot_enstrophy"]
+__all__ = ["plot_rollout", "plot_error_curves", "plot_data_efficiency", "plot_spectra", "plot_enstrophy", "plot_shifts"]
 
 
 def plot_rollout(truth: np.ndarray, prediction: np.ndarray, steps: Sequence[int], path: str | os.PathLike,
@@ -154,5 +154,37 @@ def plot_enstrophy(physics: dict, path: str | os.PathLike) -> None:
     axis.set_yscale("log")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def plot_shifts(report: dict, path: str | os.PathLike, title: str = "") -> None:
+    """A committee's error and calibrated predicted uncertainty against the shift and the step.
+
+    Left: per row of ``report`` (:func:`equiscale.continuum.uncertainty.evaluate_fluid_committee`)
+    the RMSE and the RMS of the calibrated spread over all pixels and steps. Right: both against the
+    rollout step, one colour per row (error solid, predicted uncertainty dashed).
+    """
+    plt = pyplot()
+    rows = report["rows"]
+    fig, (bars, steps) = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.arange(len(rows))
+    bars.bar(x - 0.2, [r["metrics"]["rmse"] for r in rows], 0.4, label="RMSE (observed)")
+    bars.bar(x + 0.2, [r["metrics"]["sigma_rms"] for r in rows], 0.4, label="calibrated committee spread (predicted)")
+    bars.set_xticks(x, [r["name"] for r in rows], fontsize=7)
+    bars.set_ylabel("vorticity, RMS per pixel")
+    bars.legend(fontsize=7)
+    bars.grid(alpha=0.3, axis="y")
+    colours = _colours([r["name"] for r in rows])
+    for r in rows:
+        error, sigma = r["metrics"]["error_curve"], r["metrics"]["sigma_curve"]
+        t = np.arange(1, len(error) + 1)
+        steps.plot(t, error, color=colours[r["name"]], label=f"{r['name']}: error")
+        steps.plot(t, sigma, color=colours[r["name"]], ls="--", label=f"{r['name']}: predicted")
+    steps.set_xlabel("rollout step")
+    steps.set_ylabel("vorticity, RMS per pixel")
+    steps.legend(fontsize=7)
+    steps.grid(alpha=0.3)
+    fig.suptitle(title or f"committee of {report['members']}: error and calibrated uncertainty", fontsize=9)
     fig.tight_layout()
     save_png(fig, path)

@@ -7,7 +7,7 @@ torch at import, so ``equiscale --help`` stays fast.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from equiscale.settings import Settings, TrainingSettings, at_least, fraction, positive, setting
 
@@ -17,6 +17,12 @@ MODELS = ("gunet", "unet", "gfno", "fno", "gcnn", "cnn", "cnn-aug")
 GROUPS = ("C4", "D4")
 
 THREADS_HELP = "torch CPU threads; 1 is fastest on a busy machine"
+SHIFTS = ("viscosity", "rollout")  # the out-of-distribution shifts of `evaluate fluid` (continuum.uncertainty)
+
+
+def _shift_names(value: Any) -> str | None:
+    unknown = [v for v in ([value] if isinstance(value, str) else value) if v not in SHIFTS]  # an option or the list
+    return f"must name shifts among {', '.join(SHIFTS)}" if unknown else None
 
 
 @dataclass
@@ -107,5 +113,16 @@ class EvaluateFluid(Settings):
     rollout: int = setting(25, help="rollout length in steps", check=positive)
     figures: bool = setting(True, help="PNG figures of the rollouts and errors (--no-figures: none, and no "
                            "matplotlib needed)")
+    calibration: str | None = setting(None, help="committees (--ensemble runs): fluid .npz on which the spread's "
+                                      "scale factor is fitted", metavar="FILE.npz", default_text="--data")
+    shifts: list[str] = setting([], help="committees: also evaluate out-of-distribution shifts, side by side: "
+                                "'viscosity' (trajectories simulated at --viscosity-factor x the training viscosity), "
+                                "'rollout' (rollouts --rollout-factor x the validation horizon)", metavar="SHIFT",
+                                check=_shift_names)
+    viscosity_factor: float = setting(0.5, help="the 'viscosity' shift's viscosity, relative to training", check=positive)
+    rollout_factor: float = setting(2.0, help="the 'rollout' shift's length, relative to the validation horizon",
+                                    check=positive)
+    shift_trajectories: int = setting(4, help="trajectories simulated per shift", check=positive)
+    seed: int = setting(1000, help="seeds the shifts' simulated trajectories")
     quiet: bool = setting(False, help="no progress bar")
     threads: int | None = setting(None, help=THREADS_HELP, check=positive, default_text="torch's choice")
