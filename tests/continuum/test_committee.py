@@ -125,6 +125,11 @@ def _train_and_evaluate(tmp_path, run_cli, capsys, figures):
     assert load_fluid(out / "shift-viscosity.npz").viscosity == pytest.approx(trained / 2)  # stored with the data
     assert section["rows"][1]["viscosity"] == pytest.approx(trained / 2)
     assert np.isfinite(metrics["runs"][0]["one_step"]) and metrics["runs"][0]["equivariance_1"] < 1e-5
+    assert run_cli("evaluate", "fluid", run, "--data", tmp_path / "test.npz", "--rollout", 3, "--out", tmp_path / "other",
+                   "--calibration", tmp_path / "train.npz", "--no-figures", "--quiet") == 0
+    other = json.loads((tmp_path / "other" / "metrics.json").read_text())["committees"]["committee"]
+    assert other["calibrated_on"].endswith("train.npz") and other["scale"] != section["scale"]
+    assert other["rows"][0]["metrics"]["rmse"] == pytest.approx(section["rows"][0]["metrics"]["rmse"], rel=1e-6)
     return out
 
 

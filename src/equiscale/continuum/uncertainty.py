@@ -180,9 +180,10 @@ def evaluate_fluid_committee(committee: Committee, record: dict[str, Any], data:
         vorticity = torch.from_numpy(np.ascontiguousarray(fluid.vorticity))
         return uncertainty_metrics(**rollout_with_spread(committee, vorticity, steps), scale=scale)
 
-    scale = run(calibration or data, rollout, None)["scale"]
+    fitted = run(calibration or data, rollout, None)
+    scale = fitted["scale"]
     rows = [{"name": "in distribution", "viscosity": data.viscosity, "trajectories": data.trajectories,
-             "metrics": run(data, rollout, scale)}]
+             "metrics": fitted if calibration is None else run(data, rollout, scale)}]
     for name, shifted, steps, description in shifted_data(shifts, data, record, rollout, folder, **shift_options):
         rows.append({"name": name, **description, "trajectories": shifted.trajectories,
                      "metrics": run(shifted, steps, scale)})
