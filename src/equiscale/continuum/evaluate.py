@@ -11,6 +11,10 @@ of predicted and true fields at several steps, the enstrophy over time, and two 
 step at which the mean error passes 0.5, and the first at which it passes persistence's error.
 A run may be evaluated on data of another resolution than it was trained on (e.g. a 64x64-trained
 operator on a 128x128 file): the report states both.
+
+A committee run directory (``train fluid --ensemble N``) is evaluated as one run through the mean
+of its members' own rollouts, and gets a section of its own (:mod:`.uncertainty`): the per-pixel
+spread's calibration and the ``--shifts`` rows beside the in-distribution row, with figures.
 """
 from __future__ import annotations
 

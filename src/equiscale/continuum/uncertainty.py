@@ -8,7 +8,8 @@ but the spread does not (it is a scalar field, the mean a pseudo-scalar one).
 
 Calibration treats every pixel of every rollout step ``1..steps`` as one sample: the error
 ``mean - truth`` against the spread (:mod:`equiscale.uncertainty.calibration`). One scale factor is
-fitted on the in-distribution data and applied unchanged to the shifted data.
+fitted on the in-distribution data and applied unchanged to the shifted data. Spreads are floored at
+1e-6 of their RMS, so that pixels where the members agree exactly do not make the scale infinite.
 
 Built-in shifts (:func:`shifted_data`; the names ``--shifts`` takes): ``"viscosity"``, trajectories
 simulated with the built-in solver at ``viscosity_factor`` (default 0.5) times the training file's
@@ -106,7 +107,9 @@ def uncertainty_metrics(mean: Tensor, spread: Tensor, truth: Tensor, scale: floa
     from equiscale.uncertainty.calibration import calibration_curve, fit_scale, gaussian_nll, spearman
 
     errors = (mean[:, 1:] - truth[:, 1:]).double()
-    sigma = spread[:, 1:].double().clamp_min(1e-12)  # members that agree exactly on a pixel
+    sigma = spread[:, 1:].double()
+    # a floor for pixels where the members agree (almost) exactly, which would otherwise dominate the fit
+    sigma = sigma.clamp_min(max(1e-12, 1e-6 * float(sigma.square().mean().sqrt())))
     flat_errors, flat_sigma = errors.reshape(-1).numpy(), sigma.reshape(-1).numpy()
     scale = fit_scale(flat_errors, flat_sigma) if scale is None else float(scale)
     every = max(1, flat_sigma.size // SPEARMAN_SAMPLES)
