@@ -244,11 +244,7 @@ CASES: Dict[str, Union[Case, str]] = {
 
 # cases that break the graph in a file owned elsewhere: name -> cause (strict xfail: flips when fixed)
 KNOWN_BREAKS: Dict[str, str] = {}
-_NONE_BUFFER = ("nn/grids: a buffer registered as None on the module (e.g. _FieldGroups.register: _permutation) makes "
-                "torch.export's non-strict mode (the default) miscount buffers (IndexError in export/_trace.py); "
-                "strict=True exports it. Fix: keep None as a plain attribute, not a buffer")
-KNOWN_EXPORT_FAILURES: Dict[str, str] = {"NormNonlinearity": _NONE_BUFFER, "SteerableBatchNorm": _NONE_BUFFER,
-                                         "SteerableConv2d": _NONE_BUFFER}
+KNOWN_EXPORT_FAILURES: Dict[str, str] = {}
 
 
 def _public_names():

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from equiscale.kernels import kernel_basis
+from equiscale.nn._buffers import set_optional_buffer
 from equiscale.nn.grids import filters
 from equiscale.nn.grids._filter_cache import FilterCache
 from equiscale.nn.grids._geometry import (as_pair, check_field, check_planar_group, is_exact_on_grid, needs_square,
@@ -73,7 +74,7 @@ class _GroupConvBase(nn.Module):
                 raise ValueError(f"{name}: in_rep must be a 1-d representation of {self.group.name}, got {in_rep!r}")
             signs = in_rep(self.group.elements())[:, 0, 0]
         self.in_rep = in_rep
-        self.register_buffer("signs", None if signs is None else signs.to(**factory), persistent=False)
+        set_optional_buffer(self, "signs", None if signs is None else signs.to(**factory))
 
         group_axis = () if lifting else (order,)
         if self.exact:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from equiscale.nn._buffers import set_optional_buffer
 from equiscale.nn.grids._geometry import as_pair
 
 __all__ = ["GroupPool", "GroupGlobalPool", "GroupMaxPool2d", "GroupAvgPool2d", "GroupUpsample"]
@@ -45,7 +46,7 @@ class GroupPool(nn.Module):
         else:
             signs = None
         self.mode, self.rep = mode, rep
-        self.register_buffer("signs", signs, persistent=False)
+        set_optional_buffer(self, "signs", signs)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, |G|, H, W)`` -> ``(B, C, H, W)``."""

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from equiscale.groups import CyclicGroup, DihedralGroup
 from equiscale.kernels import kernel_basis, space_dimension
+from equiscale.nn._buffers import set_optional_buffer
 from equiscale.nn.grids._filter_cache import FilterCache
 from equiscale.nn.grids._geometry import resolve_same_padding
 from equiscale.nn.grids.field_type import FieldType, as_field_type
@@ -127,14 +128,14 @@ class _SteerableConv(nn.Module):
         self._segments = sizes
         self.weight = nn.Parameter(torch.empty(sum(sizes), **factory))
         # Channel permutations between the layer's type-sorted order and the field types' order.
-        self.register_buffer("in_order", self._sorted_channels(in_type, in_ids), persistent=False)
-        self.register_buffer("out_order", self._sorted_channels(out_type, out_ids), persistent=False)
+        set_optional_buffer(self, "in_order", self._sorted_channels(in_type, in_ids))
+        set_optional_buffer(self, "out_order", self._sorted_channels(out_type, out_ids))
         invariant = out_type.invariant_basis()
         if bias and invariant.shape[1] > 0:
             self.register_buffer("bias_basis", invariant.to(**factory), persistent=False)
             self.bias = nn.Parameter(torch.zeros(invariant.shape[1], **factory))
         else:
-            self.register_buffer("bias_basis", None, persistent=False)
+            self.bias_basis = None  # a plain attribute, see set_optional_buffer
             self.bias = None
         self.gain = gain
         self._cache = FilterCache()

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from equiscale.nn._buffers import set_optional_buffer
 from equiscale.nn.grids.field_type import FieldType, as_field_type, invariant_vectors
 
 __all__ = ["NormNonlinearity", "GatedNonlinearity", "PointwiseNonlinearity"]
@@ -118,9 +119,12 @@ class _FieldGroups:
         self.sizes = [len(g) * d for g, d in zip(self.groups, self.dims)]
 
     def register(self, module: nn.Module) -> None:
-        """Keep the channel permutations as non-persistent buffers (they follow ``module.to``)."""
-        module.register_buffer("_permutation", self.permutation, persistent=False)
-        module.register_buffer("_inverse", self.inverse, persistent=False)
+        """Keep the channel permutations as non-persistent buffers (they follow ``module.to``).
+
+        No permutation is a plain ``None`` attribute (:func:`set_optional_buffer`).
+        """
+        set_optional_buffer(module, "_permutation", self.permutation)
+        set_optional_buffer(module, "_inverse", self.inverse)
         for j, g in enumerate(self.groups):
             module.register_buffer(f"_fields_{j}", torch.tensor(g, dtype=torch.long), persistent=False)
 
