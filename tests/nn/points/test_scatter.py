@@ -51,3 +51,17 @@ def test_scatter_rejects_bad_input():
         scatter_sum(src, torch.zeros(4), 2)
     with pytest.raises(ValueError, match="dim_size"):
         scatter_mean(src, torch.zeros(4, dtype=torch.long), -1)
+
+
+def test_export_with_a_traced_node_count():
+    """``dim_size`` from a dynamic shape is a SymInt under torch.export: accepted, sizes stay dynamic."""
+    class Pool(torch.nn.Module):
+        def forward(self, src, index, nodes):
+            return scatter_sum(src, index, nodes.shape[0])
+
+    edges, count = torch.export.Dim("edges", min=2), torch.export.Dim("nodes", min=2)
+    src, index = torch.randn(10, 3), torch.randint(0, 4, (10,))
+    program = torch.export.export(Pool(), (src, index, torch.zeros(4)),
+                                  dynamic_shapes={"src": {0: edges}, "index": {0: edges}, "nodes": {0: count}})
+    src, index = torch.randn(17, 3), torch.randint(0, 7, (17,))
+    torch.testing.assert_close(program.module()(src, index, torch.zeros(7)), scatter_sum(src, index, 7))

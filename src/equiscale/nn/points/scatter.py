@@ -20,7 +20,7 @@ def _check(src: torch.Tensor, index: torch.Tensor, dim_size: int, dim: int) -> i
     dim = dim % src.dim()
     if index.shape[0] != src.shape[dim]:
         raise ValueError(f"index has shape {tuple(index.shape)} but src has {src.shape[dim]} entries along dim {dim}")
-    if not isinstance(dim_size, int) or dim_size < 0:
+    if not isinstance(dim_size, (int, torch.SymInt)) or dim_size < 0:  # SymInt: a size traced by torch.export
         raise ValueError(f"dim_size must be a non-negative int, got {dim_size!r}")
     return dim
 
