@@ -48,8 +48,10 @@ APPLICATION = Application(
                 description="Evaluates one or more run directories on --data (all its trajectories): one-step and "
                 "autoregressive rollout relative L2 errors, the steps at which the error passes 0.5 and persistence, the "
                 "equivariance error under 90-degree rotations, energy spectra and enstrophy of predicted and true "
-                "fields, and PNG figures; runs trained at another resolution are evaluated as they are. Writes report.md, metrics.json and the figures to --out (default: the first run "
-                "directory)."),
+                "fields, and PNG figures; runs trained at another resolution are evaluated as they are. A committee run directory (trained with "
+                "--ensemble) is rolled out member by member: its mean is evaluated, and its per-pixel spread is calibrated "
+                "and compared with the error in and out of distribution (--shifts viscosity rollout). Writes report.md, "
+                "metrics.json and the figures to --out (default: the first run directory)."),
         Command("export", "fluid", ExportFluid, run="equiscale.continuum.export:export_fluid",
                 help="a trained fluid surrogate as a file plain PyTorch or C++ runs (AOTInductor)",
                 description="Writes one step of the surrogate, vorticity (B, H, W) at t -> t + dt on the training "
