@@ -3,6 +3,7 @@
     equiscale data dft --molecule water --frames 500 --basis def2-svp --xc b3lyp --out water.dft
     equiscale train hamiltonian --data water.dft --out runs/h [--model baseline] [--max-time 600] [--resume]
     equiscale evaluate hamiltonian runs/h --data test.dft [--scf-frames 5] [--no-figures] [--json m.json]
+    equiscale train hamiltonian --data water.dft --out runs/hc --ensemble 3   # a committee; evaluate it the same way
 
 Each takes its settings (:mod:`equiscale.quantum.settings`) and returns the exit status; the heavy
 imports (numpy, PySCF, Dask, torch) happen inside.
@@ -87,9 +88,14 @@ def train_hamiltonian(settings: TrainHamiltonian) -> int:
 
 
 def _hamiltonian_file(path: str, applications: Sequence[Application] | None = None) -> str:
-    """The hamiltonian checkpoint of ``path`` (:func:`equiscale.check.expect_kind`)."""
+    """The hamiltonian checkpoint of ``path`` (:func:`equiscale.check.expect_kind`); a committee run
+    directory (``--ensemble N``) as it is, once its ``committee.json`` names hamiltonian models."""
     from equiscale.check import expect_kind
+    from equiscale.uncertainty.files import committee_settings, is_committee
 
+    if is_committee(path):
+        committee_settings(path, "hamiltonian")  # ValueError for a committee of another kind
+        return str(path)
     return str(expect_kind(path, "hamiltonian", applications))
 
 
@@ -99,22 +105,30 @@ def evaluate_hamiltonian(settings: EvaluateHamiltonian, applications: Sequence[A
 
     from equiscale.quantum.evaluate import UNITS
     from equiscale.quantum.evaluate import evaluate_hamiltonian as evaluate
+    from equiscale.uncertainty.files import is_committee
 
     if settings.threads is not None:
         import torch
 
         torch.set_num_threads(settings.threads)
     checkpoint = _hamiltonian_file(settings.checkpoint, applications)
+    committee = is_committee(checkpoint)
     figures = None
     if settings.figures:
-        figures = settings.out or os.path.dirname(os.path.abspath(checkpoint))
+        figures = settings.out or (checkpoint if committee else os.path.dirname(os.path.abspath(checkpoint)))
     metrics = evaluate(checkpoint, settings.data, frames=settings.frames, scf_frames=settings.scf_frames,
                        conv_tol=settings.conv_tol, batch_size=settings.batch_size, dtype=settings.dtype, figures=figures)
     for key, value in metrics.items():
-        print(f"{key:26s} {value:14.6g} {UNITS.get(key, '')}".rstrip())
+        if isinstance(value, float):
+            print(f"{key:26s} {value:14.6g} {UNITS.get(key, '')}".rstrip())
+    if "uncertainty" in metrics:
+        from equiscale.quantum.uncertainty import committee_text
+
+        print(committee_text(metrics["uncertainty"], metrics["uncertainty"]["members"]))
     if settings.json:
         with open(settings.json, "w") as file:
             json.dump(metrics, file, indent=1)
     if figures is not None:
-        print(f"figures: {figures}/hamiltonian.png, orbital_parity.png" + (", scf_convergence.png" if settings.scf_frames else ""))
+        print(f"figures: {figures}/hamiltonian.png, orbital_parity.png" + (", scf_convergence.png" if settings.scf_frames else "")
+              + (", calibration.png" if committee else ""))
     return 0

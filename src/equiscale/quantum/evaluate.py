@@ -16,6 +16,11 @@ Metrics (over the frames of a DFT dataset directory, each molecule's own AOs):
 Figures: ``hamiltonian.png`` (true, predicted and error of H for the first frame),
 ``orbital_parity.png`` (predicted against true orbital energies), ``scf_convergence.png``
 (|E_k - E_final| per iteration for both starts).
+
+A committee run directory (``train hamiltonian --ensemble N``) is evaluated through the members' mean
+(H and properties); the result then also holds ``uncertainty``: the calibration of the per-block
+spread against the per-block error (:mod:`equiscale.quantum.uncertainty`), and the figure
+``calibration.png`` (expected against observed block error, micro-Hartree).
 """
 from __future__ import annotations
 
@@ -115,17 +120,25 @@ def _orbital_metrics(h: torch.Tensor, fock: torch.Tensor, overlap: torch.Tensor,
 def _predict_all(model: torch.nn.Module, frames: list[dict], batch_size: int, dtype: torch.dtype,
                  on_frame: Callable[[int, dict, dict[str, torch.Tensor]], None]) -> None:
     from equiscale.quantum.training import collate
+    from equiscale.quantum.uncertainty import HamiltonianCommittee
 
     with torch.no_grad():
         for start in range(0, len(frames), batch_size):
             chunk = frames[start:start + batch_size]
             batch = collate(chunk, dtype)
-            out = model(batch)
+            spread = None
+            if isinstance(model, HamiltonianCommittee):
+                out, spread = model.predict(batch)
+            else:
+                out = model(batch)
             for b, frame in enumerate(chunk):
                 n = int(out["num_orbitals"][b])
-                on_frame(start + b, frame, {"hamiltonian": out["hamiltonian"][b, :n, :n].double(),
-                                            "energy": out["energy"][b].double(), "dipole": out["dipole"][b].double(),
-                                            "polarizability": out["polarizability"][b].double()})
+                values = {"hamiltonian": out["hamiltonian"][b, :n, :n].double(),
+                          "energy": out["energy"][b].double(), "dipole": out["dipole"][b].double(),
+                          "polarizability": out["polarizability"][b].double()}
+                if spread is not None:
+                    values["hamiltonian_spread"] = spread["hamiltonian"][b, :n, :n].double()
+                on_frame(start + b, frame, values)
 
 
 def _scf_runs(frames: list[dict], predictions: list[np.ndarray], basis: str, xc: str, conv_tol: float) -> list[tuple]:
@@ -141,8 +154,16 @@ def _scf_runs(frames: list[dict], predictions: list[np.ndarray], basis: str, xc:
 
 def evaluate_hamiltonian(checkpoint: str | Path, data: str | Path, frames: int | None = None, scf_frames: int = 5,
                          conv_tol: float = 1e-10, batch_size: int = 8, dtype: str | None = None,
-                         figures: str | Path | None = None, progress: bool = False) -> dict[str, float]:
+                         figures: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
     """The metrics of the module docstring for a checkpoint on a dataset; figures into ``figures`` (a directory).
+
+    Args:
+        checkpoint: a ``hamiltonian`` checkpoint, a run directory (its ``best.pt``) or a committee run
+            directory (``--ensemble N``).
+
+    Returns:
+        The metrics by name (floats); for a committee also ``uncertainty``, a dict
+        (:func:`equiscale.quantum.uncertainty.block_metrics`, with ``members``).
 
     Raises:
         FileNotFoundError, ValueError: no such checkpoint or dataset, a checkpoint of another kind,
@@ -153,7 +174,14 @@ def evaluate_hamiltonian(checkpoint: str | Path, data: str | Path, frames: int |
     from equiscale.quantum.properties import occupied_count
     from equiscale.quantum.training import load_frames, load_hamiltonian
 
-    model, state = load_hamiltonian(checkpoint, dtype)
+    from equiscale.uncertainty.files import is_committee
+
+    if is_committee(checkpoint):
+        from equiscale.quantum.uncertainty import load_hamiltonian_committee
+
+        model, state = load_hamiltonian_committee(checkpoint, dtype)
+    else:
+        model, state = load_hamiltonian(checkpoint, dtype)
     model_dtype = next(model.parameters()).dtype
     dataset = DFTDataset(data)
     trained = shells_from_json(state["header"]["statistics"]["shells"])
@@ -167,6 +195,9 @@ def evaluate_hamiltonian(checkpoint: str | Path, data: str | Path, frames: int |
     parity: list[tuple[np.ndarray, np.ndarray, int]] = []
     predictions: list[np.ndarray] = []
     first: dict[str, np.ndarray] = {}
+    block_errors: list[np.ndarray] = []
+    block_sigma: list[np.ndarray] = []
+    block_types: list[str] = []
 
     def on_frame(index: int, frame: dict, out: dict[str, torch.Tensor]) -> None:
         fock = torch.as_tensor(frame["fock"], dtype=torch.float64)
@@ -188,6 +219,13 @@ def evaluate_hamiltonian(checkpoint: str | Path, data: str | Path, frames: int |
             predictions.append(h.numpy())
         if index == 0:
             first.update(true=fock.numpy(), predicted=h.numpy())
+        if "hamiltonian_spread" in out:
+            from equiscale.quantum import uncertainty
+
+            blocks = uncertainty.shell_blocks(frame["numbers"].tolist(), trained)
+            block_errors.append(uncertainty.block_errors(h, fock, blocks))
+            block_sigma.append(uncertainty.block_spread(out["hamiltonian_spread"], blocks))
+            block_types.extend(kind for _, _, kind in blocks)
 
     _predict_all(model, items, batch_size, model_dtype, on_frame)
     metrics = {
@@ -215,10 +253,22 @@ def evaluate_hamiltonian(checkpoint: str | Path, data: str | Path, frames: int |
             "scf_converged": float(all(a.converged and b.converged for a, b in runs)),
         })
         metrics["scf_iteration_ratio"] = metrics["scf_iterations_predicted"] / max(metrics["scf_iterations_minao"], 1.0)
+    if block_errors:
+        from equiscale.quantum.uncertainty import block_metrics
+
+        metrics["uncertainty"] = {"members": len(model),
+                                  **block_metrics(np.concatenate(block_errors), np.concatenate(block_sigma), block_types)}
     if figures is not None:
         folder = Path(figures)
         plot_hamiltonian(first["true"], first["predicted"], folder / "hamiltonian.png")
         plot_orbital_parity(parity, folder / "orbital_parity.png")
         if runs:
             plot_scf_convergence(runs, folder / "scf_convergence.png")
+        if "uncertainty" in metrics:
+            from equiscale.uncertainty.calibration import calibration_plot
+
+            curve = metrics["uncertainty"]["calibration"]
+            micro = {k: [x * 1e6 for x in curve[k]] for k in ("expected", "observed")}
+            calibration_plot({"H blocks": micro}, folder / "calibration.png", unit="uHa",
+                             title=f"committee of {len(model)}: blocks binned by spread")
     return metrics

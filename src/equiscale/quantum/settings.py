@@ -163,10 +163,13 @@ class TrainHamiltonian(TrainingSettings):
 
 @dataclass
 class EvaluateHamiltonian(Settings):
-    """``equiscale evaluate hamiltonian``: QH9 metrics, SCF from the predicted H against ``minao``, figures."""
+    """``equiscale evaluate hamiltonian``: QH9 metrics, SCF from the predicted H against ``minao``, figures;
+    for a committee (``--ensemble N``) also the calibration of its per-block spread."""
 
     checkpoint: str = setting(None, help="best.pt or last.pt of `equiscale train hamiltonian` (a run directory: its "
-                              "best.pt)", positional=True, required=True, metavar="CHECKPOINT")
+                              "best.pt; a committee run directory of --ensemble N: the members' mean, with the "
+                              "per-block spread calibrated against the error)", positional=True, required=True,
+                              metavar="CHECKPOINT")
     data: str = setting(None, help="DFT dataset directory to evaluate on (held-out frames)", required=True,
                         metavar="DIR")
     frames: int | None = setting(None, help="evaluate the first N frames", check=positive, default_text="all")
@@ -179,5 +182,5 @@ class EvaluateHamiltonian(Settings):
     json: str | None = setting(None, help="also write the metrics as JSON to this file", metavar="FILE.json")
     figures: bool = setting(True, help="write the figures (--no-figures: none, no matplotlib needed)")
     out: str | None = setting(None, help="directory for the figures", metavar="DIR",
-                              default_text="the checkpoint's directory")
+                              default_text="the checkpoint's directory (a committee's run directory)")
     threads: int | None = setting(None, help="torch CPU threads", check=positive, default_text="torch's choice")
