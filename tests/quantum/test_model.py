@@ -134,3 +134,43 @@ def test_bad_input(model):
         model(dict(batch, positions=batch["positions"].float()))
     with pytest.raises(ValueError, match="shells"):
         HamiltonianModel({8: []})
+
+
+def test_plan_holds_the_index_work_and_core_of_plan_is_forward(model):
+    """forward = core(positions, plan(batch)) bit for bit; the plan is integer tensors grouped per element (pair)."""
+    batch = _batch(torch.float64, torch.Generator().manual_seed(7))
+    plan = model.plan(batch)
+    assert sorted(plan["atoms"]) == ["1", "8"] and list(plan["pairs"]) == ["1-1", "1-8", "8-8"]
+    flat = [plan[k] for k in ("species", "molecule", "offset", "num_orbitals", "orbitals", "edges")]
+    assert all(t.dtype == torch.long for t in flat + list(plan["atoms"].values()) + list(plan["pairs"].values()))
+    assert plan["orbitals"].shape[0] == int(plan["num_orbitals"].max()) == 48
+    for key, (rows, cols) in plan["pairs"].items():
+        za, zb = map(int, key.split("-"))
+        assert (batch["numbers"][rows] == za).all() and (batch["numbers"][cols] == zb).all()
+        assert (batch["batch"][rows] == batch["batch"][cols]).all()
+    pairs_within = sum(int(((batch["batch"] == b)).sum()) * (int((batch["batch"] == b).sum()) - 1) // 2 for b in (0, 1))
+    assert sum(g.shape[1] for g in plan["pairs"].values()) == pairs_within
+    expected, got = model(batch), model.core(batch["positions"], plan)
+    assert expected.keys() == got.keys() and all(torch.equal(got[k], expected[k]) for k in expected)
+    hydrogen = {"numbers": torch.tensor([1, 1]), "positions": torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.74]],
+                                                                            dtype=torch.float64)}
+    plan = model.plan(hydrogen)  # no oxygen: its groups are absent from the plan
+    assert list(plan["atoms"]) == ["1"] and list(plan["pairs"]) == ["1-1"]
+    assert torch.equal(model.core(hydrogen["positions"], plan)["hamiltonian"], model(hydrogen)["hamiltonian"])
+
+
+def test_core_compiles_without_graph_break(model, monkeypatch):
+    """The core under torch.compile(fullgraph=True) equals eager, once the property head's CartesianTensor is
+    a constant (its lru_cache'd construction in quantum/properties.py breaks the graph: tests/test_compile.py)."""
+    from equiscale.quantum import properties
+
+    monkeypatch.setattr(properties, "_symmetric", lambda cartesian=properties._symmetric(): cartesian)
+    batch = _batch(torch.float64, torch.Generator().manual_seed(8))
+    plan = model.plan(batch)
+    torch._dynamo.reset()
+    try:
+        compiled = torch.compile(model.core, fullgraph=True, backend="eager", dynamic=False)
+        got, expected = compiled(batch["positions"], plan), model.core(batch["positions"], plan)
+    finally:
+        torch._dynamo.reset()
+    assert all(torch.allclose(got[k], expected[k], atol=1e-12) for k in expected)

@@ -31,10 +31,16 @@ Symmetry, by construction:
 Batches: ``{"numbers" (N,), "positions" (N, 3) Angstrom, "batch" (N,) molecule index (sorted)}``;
 the output ``hamiltonian`` is padded ``(B, n_max, n_max)`` Hartree in the irreps AO basis (each
 molecule's AOs are its atoms' shells in atom order), zero beyond ``num_orbitals (B,)``.
+
+Compile and export: ``forward(batch) = core(positions, plan(batch))``. :meth:`HamiltonianModel.plan`
+runs eagerly (input checks, and every data-dependent index computation of
+:mod:`equiscale.quantum.plan`: layout, pairs within the cutoffs, atoms and pairs grouped by
+element); :meth:`HamiltonianModel.core` is tensor arithmetic with shapes from the plan's tensors, so
+``torch.export.export`` and ``torch.compile(fullgraph=True)`` take it with the plan as an input.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -44,6 +50,8 @@ from equiscale.nn.points import Gate, GaussianBasis, MessagePassing, RadialMLP, 
 from equiscale.o3._linear import Linear
 from equiscale.quantum.basis import atom_irreps
 from equiscale.quantum.expansion import TensorExpansion
+from equiscale.quantum.plan import (assemble_hamiltonian, assemble_planned, hamiltonian_plan, molecule_pairs, orbital_layout,
+                                    pair_key, place_blocks, symmetric_blocks)
 from equiscale.quantum.properties import PropertyHeads
 
 __all__ = ["HamiltonianModel", "add_guess", "species_table", "species_indices", "hidden_irreps", "pair_key", "symmetric_blocks", "molecule_pairs", "place_blocks",
@@ -53,84 +61,6 @@ __all__ = ["HamiltonianModel", "add_guess", "species_table", "species_indices", 
 def hidden_irreps(channels: int, lmax: int) -> o3.Irreps:
     """``channels`` copies of every irrep up to ``lmax``, both parities, sorted."""
     return o3.Irreps([(channels, (l, p)) for l in range(lmax + 1) for p in (1, -1)]).sort().irreps.simplify()
-
-
-def pair_key(za: int, zb: int) -> str:
-    """The name of the ordered element pair (a ModuleDict key), e.g. ``"1-8"``."""
-    return f"{int(za)}-{int(zb)}"
-
-
-def symmetric_blocks(forward: torch.Tensor, backward: torch.Tensor | None = None) -> torch.Tensor:
-    """``(G + G'^T) / 2`` for blocks ``(..., n, m)`` and ``(..., m, n)`` (``G'`` = ``G`` if None)."""
-    backward = forward if backward is None else backward
-    return 0.5 * (forward + backward.transpose(-1, -2))
-
-
-def molecule_pairs(positions: torch.Tensor, molecule: torch.Tensor, radius: float | None) -> torch.Tensor:
-    """Unordered atom pairs ``(2, P)`` of the same molecule (closer than ``radius`` when given), ``i < j``."""
-    with torch.no_grad():
-        same = molecule[:, None] == molecule[None, :]
-        if radius is not None:
-            same = same & (torch.cdist(positions, positions) < radius)
-        return torch.triu(same, diagonal=1).nonzero().T
-
-
-def place_blocks(matrix: torch.Tensor, blocks: torch.Tensor, molecule: torch.Tensor, row: torch.Tensor,
-                 col: torch.Tensor) -> torch.Tensor:
-    """``matrix[molecule[k], row[k] + a, col[k] + b] = blocks[k, a, b]`` (out of place, differentiable)."""
-    k, n, m = blocks.shape
-    rows = (row[:, None] + torch.arange(n, device=row.device))[:, :, None].expand(k, n, m)
-    cols = (col[:, None] + torch.arange(m, device=col.device))[:, None, :].expand(k, n, m)
-    return matrix.index_put((molecule[:, None, None].expand(k, n, m), rows, cols), blocks)
-
-
-def assemble_hamiltonian(numbers: torch.Tensor, positions: torch.Tensor, molecule: torch.Tensor, offset: torch.Tensor,
-                         num_orbitals: torch.Tensor, elements: Sequence[int],
-                         diagonal: Callable[[int, torch.Tensor], torch.Tensor],
-                         pair_features: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                         pair_head: Callable[[int, int, torch.Tensor], torch.Tensor],
-                         pair_cutoff: float | None = None) -> torch.Tensor:
-    """The padded symmetric ``(B, n, n)`` matrix from block functions.
-
-    ``diagonal(z, atoms)`` gives ``G_ii`` ``(K, n_z, n_z)`` for atoms of element z;
-    ``pair_features(rows, cols)`` the features of ordered pairs (one call for all of them) and
-    ``pair_head(za, zb, features)`` their blocks ``G_ij`` ``(K, n_za, n_zb)`` for ``za <= zb`` (rows:
-    the lower atomic number). Symmetry by construction: ``H_ii = (G_ii + G_ii^T)/2``, ``H_ij = B``,
-    ``H_ji = B^T`` with ``B = G_ij`` for two elements and ``B = (G_ij + G_ji^T)/2`` for one (so it
-    does not depend on which atom comes first).
-    """
-    n = int(num_orbitals.max().item())
-    hamiltonian = positions.new_zeros(num_orbitals.shape[0], n, n)
-    for z in elements:
-        atoms = (numbers == z).nonzero().flatten()
-        if atoms.numel():
-            blocks = symmetric_blocks(diagonal(z, atoms))
-            hamiltonian = place_blocks(hamiltonian, blocks, molecule[atoms], offset[atoms], offset[atoms])
-    pairs = molecule_pairs(positions, molecule, pair_cutoff)
-    if not pairs.shape[1]:
-        return hamiltonian
-    first, second = pairs
-    swap = numbers[first] > numbers[second]
-    rows, cols = torch.where(swap, second, first), torch.where(swap, first, second)
-    groups = []  # (za, zb, rows, cols); same-element pairs also reversed
-    for za in elements:
-        for zb in elements:
-            chosen = ((numbers[rows] == za) & (numbers[cols] == zb)).nonzero().flatten() if za <= zb else None
-            if chosen is not None and chosen.numel():
-                groups.append((za, zb, rows[chosen], cols[chosen]))
-    ordered_rows = torch.cat([r for _, _, r, c in groups] + [c for za, zb, r, c in groups if za == zb])
-    ordered_cols = torch.cat([c for _, _, r, c in groups] + [r for za, zb, r, c in groups if za == zb])
-    features = pair_features(ordered_rows, ordered_cols)
-    start, reverse = 0, sum(len(r) for _, _, r, _ in groups)
-    for za, zb, r, c in groups:
-        blocks = pair_head(za, zb, features[start:start + len(r)])
-        start += len(r)
-        if za == zb:
-            blocks = symmetric_blocks(blocks, pair_head(za, zb, features[reverse:reverse + len(r)]))
-            reverse += len(r)
-        hamiltonian = place_blocks(hamiltonian, blocks, molecule[r], offset[r], offset[c])
-        hamiltonian = place_blocks(hamiltonian, blocks.transpose(-1, -2), molecule[r], offset[c], offset[r])
-    return hamiltonian
 
 
 def add_guess(hamiltonian: torch.Tensor, batch: Mapping[str, torch.Tensor], kind: str) -> torch.Tensor:
@@ -322,23 +252,32 @@ class HamiltonianModel(nn.Module):
     def layout(self, numbers: torch.Tensor, molecule: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(ao_count (N,), ao_offset (N,) within its molecule, num_orbitals (B,))``."""
         count = self.orbitals_of[self.species(numbers)]
-        num_molecules = int(molecule.max().item()) + 1
-        num_orbitals = torch.zeros(num_molecules, dtype=torch.long, device=numbers.device).index_add_(0, molecule, count)
-        start = torch.cumsum(num_orbitals, 0) - num_orbitals
-        offset = torch.cumsum(count, 0) - count - start[molecule]
-        return count, offset, num_orbitals
+        return (count, *orbital_layout(count, molecule))
+
+    def plan(self, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        """The eager part of :meth:`forward`: input checks and every data-dependent index computation,
+        as the dict of integer tensors of :func:`equiscale.quantum.plan.hamiltonian_plan` (for :meth:`core`)."""
+        self._check(batch)
+        numbers, positions = batch["numbers"], batch["positions"]
+        molecule = self._molecule(batch)
+        species = self.species(numbers)
+        return hamiltonian_plan(numbers, positions, molecule, species, self.orbitals_of[species], self.elements,
+                                self.cutoff, self.pair_cutoff)
 
     # --- the model --------------------------------------------------------------------------
-    def node_features(self, species: torch.Tensor, positions: torch.Tensor, molecule: torch.Tensor) -> torch.Tensor:
-        """Trunk features ``(N, irreps_node.dim)``."""
-        pairs = molecule_pairs(positions, molecule, self.cutoff)
-        edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
-        vectors = positions.index_select(0, edge_index[0]) - positions.index_select(0, edge_index[1])
+    def node_features(self, species: torch.Tensor, positions: torch.Tensor, molecule: torch.Tensor,
+                      edges: torch.Tensor | None = None) -> torch.Tensor:
+        """Trunk features ``(N, irreps_node.dim)``; ``edges`` ``(2, E)`` both directions (None: the pairs of a
+        molecule within the cutoff)."""
+        if edges is None:
+            pairs = molecule_pairs(positions, molecule, self.cutoff)
+            edges = torch.cat([pairs, pairs.flip(0)], dim=1)
+        vectors = positions.index_select(0, edges[0]) - positions.index_select(0, edges[1])
         sh = o3.spherical_harmonics(self.irreps_sh, vectors, normalize=True, normalization="component")
         lengths = vectors.norm(dim=-1)
         x = self.embedding(species)
         for layer in self.interactions:
-            x = layer(x, sh, lengths, edge_index)
+            x = layer(x, sh, lengths, edges)
         return x
 
     def _pair_features(self, small: torch.Tensor, positions: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -349,22 +288,25 @@ class HamiltonianModel(nn.Module):
         both = torch.cat([xi, xj], dim=-1)  # the mul_ir layout of small + small (simplify merges, never reorders)
         return self.pair_product(xi, xj) + self.bond_linear(self.bond_product(both, sh, weights))
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``hamiltonian (B, n, n)`` (padded), ``num_orbitals (B,)``, ``energy (B,)`` Hartree,
-        ``dipole (B, 3)`` and ``polarizability (B, 3, 3)`` atomic units."""
-        self._check(batch)
-        numbers, positions = batch["numbers"], batch["positions"]
-        molecule = self._molecule(batch)
-        species = self.species(numbers)
-        count, offset, num_orbitals = self.layout(numbers, molecule)
-        x = self.node_features(species, positions, molecule)
+    def core(self, positions: torch.Tensor, plan: Mapping[str, Any], guess: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The numeric part of :meth:`forward` (tensor arithmetic only, shapes from the plan's tensors: it
+        compiles with ``fullgraph=True`` and exports): positions ``(N, 3)``, the plan of :meth:`plan`, and the
+        guess ``(B, n', n')`` when the model learns a difference to one. Returns the outputs of :meth:`forward`."""
+        species, molecule, num_orbitals = plan["species"], plan["molecule"], plan["num_orbitals"]
+        x = self.node_features(species, positions, molecule, plan["edges"])
         small = self.reduce(x)
         node_in = self.self_product(small, small) + self.self_linear(x)
-        hamiltonian = assemble_hamiltonian(numbers, positions, molecule, offset, num_orbitals, self.elements,
-                                           lambda z, atoms: self.diagonal[str(z)](node_in.index_select(0, atoms)),
-                                           lambda rows, cols: self._pair_features(small, positions, rows, cols),
-                                           lambda za, zb, features: self.offdiagonal[pair_key(za, zb)](features),
-                                           self.pair_cutoff)
-        out = {"hamiltonian": add_guess(hamiltonian, batch, self.guess), "num_orbitals": num_orbitals}
+        hamiltonian = assemble_planned(positions, molecule, plan["offset"], num_orbitals, plan["orbitals"].shape[0],
+                                       plan["atoms"], plan["pairs"],
+                                       lambda z, atoms: self.diagonal[str(z)](node_in.index_select(0, atoms)),
+                                       lambda rows, cols: self._pair_features(small, positions, rows, cols),
+                                       lambda za, zb, features: self.offdiagonal[pair_key(za, zb)](features))
+        hamiltonian = add_guess(hamiltonian, {} if guess is None else {"guess": guess}, self.guess)
+        out = {"hamiltonian": hamiltonian, "num_orbitals": num_orbitals}
         out.update(self.properties(x, species, positions, molecule, num_orbitals.shape[0]))
         return out
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``hamiltonian (B, n, n)`` (padded), ``num_orbitals (B,)``, ``energy (B,)`` Hartree,
+        ``dipole (B, 3)`` and ``polarizability (B, 3, 3)`` atomic units: :meth:`core` of :meth:`plan`."""
+        return self.core(batch["positions"], self.plan(batch), batch.get("guess"))
