@@ -129,6 +129,6 @@ def evaluate_hamiltonian(settings: EvaluateHamiltonian, applications: Sequence[A
         with open(settings.json, "w") as file:
             json.dump(metrics, file, indent=1)
     if figures is not None:
-        print(f"figures: {figures}/hamiltonian.png, orbital_parity.png" + (", scf_convergence.png" if settings.scf_frames else "")
-              + (", calibration.png" if committee else ""))
+        names = ["hamiltonian.png", "orbital_parity.png"] + (["scf_convergence.png"] if settings.scf_frames else [])
+        print(f"figures: {figures}/" + ", ".join(names + (["calibration.png"] if committee else [])))
     return 0

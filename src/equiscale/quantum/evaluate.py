@@ -256,8 +256,8 @@ def evaluate_hamiltonian(checkpoint: str | Path, data: str | Path, frames: int |
     if block_errors:
         from equiscale.quantum.uncertainty import block_metrics
 
-        metrics["uncertainty"] = {"members": len(model),
-                                  **block_metrics(np.concatenate(block_errors), np.concatenate(block_sigma), block_types)}
+        calibration = block_metrics(np.concatenate(block_errors), np.concatenate(block_sigma), block_types)
+        metrics["uncertainty"] = {"members": len(model), **calibration}
     if figures is not None:
         folder = Path(figures)
         plot_hamiltonian(first["true"], first["predicted"], folder / "hamiltonian.png")
