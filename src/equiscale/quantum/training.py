@@ -12,19 +12,21 @@ The loss is the MSE of the H entries in Hartree^2 (over each molecule's own AOs)
 weighted MSEs of the H error in the true occupied orbitals' basis (:func:`occupied_error`), the energy
 per atom, the occupied orbital energies (from the predicted H and the true overlap), the dipole and
 the polarizability. With ``guess`` the model learns ``F - G`` for a cheap one-electron ``G``
-(:mod:`equiscale.quantum.guess`), computed with PySCF when the frames are read. The frames used are held in memory (only the
-arrays the loss needs): ~3 n^2 numbers per frame, e.g. 14 MB for 1,000 frames of 24 orbitals.
+(:mod:`equiscale.quantum.guess`), computed with PySCF when a frame is read. Frames stream from the
+shards (:mod:`equiscale.quantum.stream`): at most a couple of shards are loaded at a time, whatever the
+dataset's size, and training shuffles shards, then frames within a window of shards.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from equiscale.quantum.settings import TrainHamiltonian
+from equiscale.quantum.stream import KEYS, ShardFrames, ShardWindowSampler, training_frame  # noqa: F401 (KEYS: old home)
 from equiscale.train.metrics import count_parameters
 
 __all__ = ["KIND", "load_frames", "collate", "model_statistics", "build_model", "count_parameters", "hamiltonian_loss",
@@ -32,7 +34,6 @@ __all__ = ["KIND", "load_frames", "collate", "model_statistics", "build_model", 
            "make_step", "train_hamiltonian", "load_hamiltonian"]
 
 KIND = "hamiltonian"
-KEYS = ("numbers", "positions", "energy", "fock", "overlap", "orbital_energies", "dipole", "polarizability")
 STATISTICS_FRAMES = 200  # frames the block statistics are taken from
 
 
@@ -46,23 +47,12 @@ def load_frames(path: str | Path, indices: Sequence[int] | None = None, guess: s
         orbitals: also the true orbitals ``C`` of ``F C = S C eps`` (columns, ``C^T S C = 1``) under
             ``"orbitals"`` ``(n, n)``, for the occupied-subspace loss.
     """
-    import scipy.linalg
-
     from equiscale.quantum.data import DFTDataset
 
     dataset = DFTDataset(path)
     indices = range(len(dataset)) if indices is None else indices
-    frames = []
-    for i in sorted(indices):  # shard order: each shard is read once
-        item = dataset[int(i)]
-        frame = {k: np.asarray(item[k]) for k in KEYS if k in item}
-        if guess != "none":
-            from equiscale.quantum.guess import frame_guess
-
-            frame["guess"] = frame_guess(frame["numbers"], frame["positions"], dataset.basis, guess)
-        if orbitals:
-            frame["orbitals"] = scipy.linalg.eigh(frame["fock"], frame["overlap"])[1]
-        frames.append(frame)
+    # shard order: each shard is read once
+    frames = [training_frame(dataset[int(i)], dataset.basis, guess, orbitals) for i in sorted(indices)]
     return frames, dataset.shells
 
 
@@ -104,7 +94,7 @@ def _atom_offsets(numbers: Sequence[int], shells: Mapping[int, list[int]]) -> li
     return [sum(sizes[:a]) for a in range(len(sizes))] + [sum(sizes)]
 
 
-def model_statistics(frames: Sequence[Mapping[str, np.ndarray]], shells: Mapping[int, list[int]],
+def model_statistics(frames: Iterable[Mapping[str, np.ndarray]], shells: Mapping[int, list[int]],
                      pair_cutoff: float | None = None, cutoff: float = 5.0) -> dict[str, Any]:
     """What the model normalises with, from training frames (JSON-friendly; keys are strings).
 
@@ -114,6 +104,8 @@ def model_statistics(frames: Sequence[Mapping[str, np.ndarray]], shells: Mapping
     that rotations do not change); ``energy``: least-squares reference energy per element and the RMS
     of the per-atom residual; ``polarizability``: per-element share of the mean isotropic part;
     ``avg_num_neighbors`` within ``cutoff``; ``shells``; ``probe``: the first frame's geometry (for checks).
+    ``frames`` is read once, in order (a list or a stream); only the first :data:`STATISTICS_FRAMES`
+    give block statistics, so later ones need no ``guess``.
     """
     from equiscale.quantum.basis import atom_irreps, shells_to_json
     from equiscale.quantum.expansion import TensorExpansion
@@ -122,8 +114,14 @@ def model_statistics(frames: Sequence[Mapping[str, np.ndarray]], shells: Mapping
     irreps = {z: atom_irreps(shells[z]) for z in elements}
     samples: dict[str, list[torch.Tensor]] = {}
     heads: dict[str, TensorExpansion] = {}
-    neighbors = []
-    for frame in frames[:STATISTICS_FRAMES]:
+    neighbors, counts, energies, alpha, first = [], [], [], [], None
+    for position, frame in enumerate(frames):
+        first = frame if first is None else first
+        counts.append([sum(1 for z in frame["numbers"] if int(z) == e) for e in elements])
+        energies.append(float(frame["energy"]))
+        alpha.append(np.trace(frame["polarizability"]) / 3 if "polarizability" in frame else np.nan)
+        if position >= STATISTICS_FRAMES:
+            continue
         numbers, positions = [int(z) for z in frame["numbers"]], np.asarray(frame["positions"])
         fock = torch.as_tensor(np.asarray(frame["fock"]) - np.asarray(frame.get("guess", 0.0)), dtype=torch.float64)
         offsets = _atom_offsets(numbers, shells)
@@ -155,17 +153,16 @@ def model_statistics(frames: Sequence[Mapping[str, np.ndarray]], shells: Mapping
             rms = centred.square().mean(dim=(0, 2)).sqrt().clamp_min(1e-6)
             scale[part] = rms.repeat_interleave(ir.dim)
         blocks[key] = {"mean": mean.tolist(), "scale": scale.tolist()}
-    counts = np.array([[sum(1 for z in f["numbers"] if int(z) == e) for e in elements] for f in frames], dtype=float)
-    energies = np.array([float(f["energy"]) for f in frames])
+    if first is None:
+        raise ValueError("model_statistics needs at least one frame")
+    counts, energies, alpha = np.array(counts, dtype=float), np.array(energies), np.array(alpha, dtype=float)
     reference, *_ = np.linalg.lstsq(counts, energies, rcond=None)
     residual = (energies - counts @ reference) / counts.sum(1)
-    alpha = np.array([np.trace(f["polarizability"]) / 3 if "polarizability" in f else np.nan for f in frames])
     share = {}
     if np.isfinite(alpha).any():
         good = np.isfinite(alpha)
         share_values, *_ = np.linalg.lstsq(counts[good], alpha[good], rcond=None)
         share = {str(z): float(v) for z, v in zip(elements, share_values)}
-    first = frames[0]
     return {
         "shells": shells_to_json(shells),
         "blocks": blocks,
@@ -173,7 +170,7 @@ def model_statistics(frames: Sequence[Mapping[str, np.ndarray]], shells: Mapping
                    "scale": float(max(np.sqrt(np.mean(residual ** 2)), 1e-4)), "polarizability": share},
         "avg_num_neighbors": float(max(np.mean(neighbors), 1.0)),
         "probe": {"numbers": [int(z) for z in first["numbers"]], "positions": np.asarray(first["positions"]).tolist()},
-        "frames": len(frames),
+        "frames": len(energies),
     }
 
 
@@ -305,30 +302,32 @@ def make_step(weights: Mapping[str, float], shells: Mapping[int, list[int]] | No
     return step
 
 
-def _split(settings: TrainHamiltonian) -> tuple[list[dict], list[dict] | None, dict[int, list[int]]]:
+def _split(settings: TrainHamiltonian) -> tuple[ShardFrames, ShardFrames | None, dict[int, list[int]]]:
+    """The training and validation frames (streamed from the shards) and the basis description."""
     from equiscale.quantum.data import DFTDataset
 
     total = len(DFTDataset(settings.data))
     if total == 0:
         raise ValueError(f"{settings.data} holds no frames")
     order = np.random.default_rng(settings.seed).permutation(total)
-    valid_frames, shells = None, None
+    valid = None
     extras = {"guess": settings.guess, "orbitals": settings.occupied_weight > 0}
     if settings.valid:
-        valid_frames, shells = load_frames(settings.valid, **extras)
+        valid = ShardFrames(settings.valid, **extras)
         train_index = order
     elif settings.valid_fraction > 0 and total >= 2:
         held = max(1, round(settings.valid_fraction * total))
         train_index, valid_index = order[held:], order[:held]
-        valid_frames, shells = load_frames(settings.data, valid_index, **extras)
+        valid = ShardFrames(settings.data, valid_index, **extras)
     else:
         train_index = order
     if settings.train_frames is not None:
         train_index = train_index[: settings.train_frames]
-    train_frames, train_shells = load_frames(settings.data, train_index, **extras)
-    if shells is not None and shells != train_shells:
-        raise ValueError(f"{settings.valid} has another basis description ({shells}) than {settings.data} ({train_shells})")
-    return train_frames, valid_frames, train_shells
+    train = ShardFrames(settings.data, train_index, **extras)
+    if valid is not None and valid.shells != train.shells:
+        raise ValueError(f"{settings.valid} has another basis description ({valid.shells}) than {settings.data} "
+                         f"({train.shells})")
+    return train, valid, train.shells
 
 
 def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None, progress: bool = True) -> dict[str, Any]:
@@ -340,8 +339,11 @@ def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None, pr
     Raises:
         FileNotFoundError, ValueError: a missing or unreadable dataset, an ``out`` holding a run (without resume).
     """
+    from torch.utils.data import DataLoader
+
     from equiscale.train import (CheckpointHeader, Trainer, cleanup, make_loader, seed_everything, setup_distributed,
                                  trainer_config, wrap_ddp)
+    from equiscale.train.distributed import world_size
 
     resume = settings.resume if resume is None else resume
     if not settings.data:
@@ -351,7 +353,8 @@ def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None, pr
     seed_everything(settings.seed)
     dtype = getattr(torch, settings.dtype)
     train_frames, valid_frames, shells = _split(settings)  # with the guess and orbitals the settings ask for
-    statistics = model_statistics(train_frames, shells, settings.pair_cutoff, settings.cutoff)
+    stream = train_frames.frames(STATISTICS_FRAMES) if isinstance(train_frames, ShardFrames) else train_frames
+    statistics = model_statistics(stream, shells, settings.pair_cutoff, settings.cutoff)  # one pass
     options = dict(vars(settings))
     if settings.model == "baseline" and settings.width is None:
         statistics["baseline_width"] = _baseline_width(options, statistics)
@@ -361,9 +364,12 @@ def train_hamiltonian(settings: TrainHamiltonian, resume: bool | None = None, pr
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=settings.lr_factor,
                                                            patience=settings.lr_patience, min_lr=settings.lr * 1e-3)
 
-    def loader(frames: list[dict] | None, shuffle: bool):
+    def loader(frames: ShardFrames | Sequence[dict] | None, shuffle: bool):
         if frames is None:
             return None
+        if shuffle and world_size() == 1 and isinstance(frames, ShardFrames):  # shard-aware; under torchrun each rank's share is read through the cache
+            return DataLoader(frames, batch_size=settings.batch_size, sampler=ShardWindowSampler(frames),
+                              collate_fn=lambda items: collate(items, dtype))
         return make_loader(frames, settings.batch_size, shuffle=shuffle, seed=settings.seed,
                            collate_fn=lambda items: collate(items, dtype))
 
