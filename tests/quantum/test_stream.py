@@ -111,3 +111,35 @@ def test_streamed_training_keeps_few_shards_resident(large, tmp_path, spy):
     assert summary["epochs"] == 1 and spy["resident"] <= 2
     # statistics (5 shards) + one training epoch (5) + one validation pass (the 2 held-out frames' shards)
     assert len(spy["reads"]) <= 5 + 5 + 2
+
+
+def test_guess_side_files_are_written_once_checked_and_optional(tmp_path, monkeypatch):
+    from equiscale.quantum import guess as guess_module
+    from equiscale.quantum import stream
+
+    root = water_dataset(tmp_path, frames=6, seed=7)  # shards of 4 and 2 frames, no side files yet
+    calls = []
+    compute = guess_module.frame_guess
+    monkeypatch.setattr(guess_module, "frame_guess", lambda *a: calls.append(1) or compute(*a))
+    first = ShardFrames(root, [5, 1], guess="sap")
+    expected = [compute(f["numbers"], f["positions"], "sto-3g", "sap") for f in (first.reader[1], first.reader[5])]
+    assert [abs(first[k]["guess"] - e).max() for k, e in enumerate(expected)] == [0.0, 0.0]
+    assert len(calls) == 6 and sorted(p.name for p in (root / "guess-sap").iterdir()) == ["shard-00000.npz",
+                                                                                          "shard-00001.npz"]
+    calls.clear()
+    again = ShardFrames(root, [5, 1], guess="sap")
+    assert (again[1]["guess"] == first[1]["guess"]).all() and not calls  # read back, not computed
+    side = root / "guess-sap" / "shard-00001.npz"
+    stream._atomic_write(side, lambda file: __import__("numpy").savez(file, guess=expected[1][None] * 0,
+                                                                       frame_index=[99]))
+    assert (ShardFrames(root, [5], guess="sap")[0]["guess"] == expected[1]).all() and len(calls) == 2  # stale: redone
+    side.write_bytes(b"truncated")
+    assert (ShardFrames(root, [5], guess="sap")[0]["guess"] == expected[1]).all()
+    calls.clear()
+
+    def refuse(*args):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(stream, "_atomic_write", refuse)
+    core = ShardFrames(root, [0], guess="core")
+    assert core[0]["guess"].shape == (7, 7) and not (root / "guess-core" / "shard-00000.npz").exists()

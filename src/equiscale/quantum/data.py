@@ -302,13 +302,25 @@ class DFTDataset:
             raise ValueError(f"{path} holds {arrays['fock'].shape[1]} orbitals per molecule, but the basis "
                              f"described in {MANIFEST} gives {n} for its atoms: the shard and manifest do not match")
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def locate(self, index: int) -> tuple[int, int]:
+        """``(shard, position in that shard)`` of frame ``index`` (shards counted as :meth:`shard_ranges`)."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"frame {index} is out of range for {len(self)} frames")
         index = index % len(self)
         shard = bisect.bisect_right(self._starts, index) - 1
+        return shard, index - self._starts[shard]
+
+    def shard_file(self, shard: int) -> str:
+        """The file name of shard ``shard`` (counted as :meth:`shard_ranges`)."""
+        return str(self._shards[shard]["file"])
+
+    def shard_arrays(self, shard: int) -> dict[str, np.ndarray]:
+        """All arrays of shard ``shard`` (counted as :meth:`shard_ranges`), through the shard cache."""
+        return self._load(shard)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        shard, local = self.locate(index)
         arrays = self._load(shard)
-        local = index - self._starts[shard]
         item = {k: (v if k == "numbers" else v[local]).copy() for k, v in arrays.items() if not k.startswith("failed_")}
         if self.torch:
             import torch

@@ -10,23 +10,29 @@ are resident. When all the frames fit in one window the order is exactly the one
 ``DataLoader(shuffle=True)`` draws (same use of torch's global generator), so a small dataset trains
 to the same numbers streamed as held in memory.
 
-Why the guess is computed per frame rather than stored in a side file: it costs 25-37 ms per frame
-(:mod:`equiscale.quantum.guess`), less than one training step of the same frame (see
-``benchmarks/RESULTS.md``), while a side file doubles the disk a dataset takes (one more dense
-``(n, n)`` float64 matrix per frame) and must be kept in step with the shards and the guess kind.
+The guess (``--guess sap|core``) is cached in side files next to the shards (:class:`GuessCache`,
+``<dataset>/guess-sap/shard-00000.npz``, one per shard, written atomically the first time a shard is
+read): measured on one thread (CPU time, 2-core machine at load 6), the SAP guess costs 2.5 ms per
+water frame and 13.7 ms per ethanol frame in def2-SVP, against 12.2 and 25.0 ms for one training
+step of the default model per frame, so computing it every epoch would add 21% and 55% to training;
+the side file adds one ``(n, n)`` matrix per frame to the three a shard stores, and is checked
+against its shard's frame indices (recomputed when they differ). A dataset directory that cannot be
+written to gets the guess computed whenever a shard is loaded.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from collections import OrderedDict
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from equiscale.quantum.data import DFTDataset
+from equiscale.quantum.data import DFTDataset, _atomic_write, read_shard
 
-__all__ = ["KEYS", "training_frame", "ShardFrames", "ShardWindowSampler"]
+__all__ = ["KEYS", "training_frame", "GuessCache", "ShardFrames", "ShardWindowSampler"]
 
 KEYS = ("numbers", "positions", "energy", "fock", "overlap", "orbital_energies", "dipole", "polarizability")
 
@@ -56,6 +62,52 @@ def training_frame(item: Mapping[str, Any], basis: str, guess: str = "none", orb
     return frame
 
 
+class GuessCache:
+    """The guess of each frame of a dataset, one side file per shard (``guess-<kind>/<shard file>``).
+
+    Args:
+        reader: the dataset.
+        kind: the guess (:data:`~equiscale.quantum.guess.GUESSES`, not ``"none"``).
+        window: the most shards' guesses kept in memory.
+    """
+
+    def __init__(self, reader: DFTDataset, kind: str, window: int = 2) -> None:
+        self.reader, self.kind, self.window = reader, kind, max(1, window)
+        self.directory = reader.path / f"guess-{kind}"
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """The guess ``(n, n)`` Hartree of frame ``index`` (our AO basis)."""
+        shard, local = self.reader.locate(index)
+        if shard not in self._cache:
+            self._cache[shard] = self._load(shard)
+            while len(self._cache) > self.window:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(shard)
+        return self._cache[shard][local]
+
+    def _load(self, shard: int) -> np.ndarray:
+        arrays = self.reader.shard_arrays(shard)
+        path = self.directory / self.reader.shard_file(shard)
+        if path.is_file():
+            try:
+                saved = read_shard(path)
+                if np.array_equal(saved["frame_index"], arrays["frame_index"]) and \
+                        saved["guess"].shape == arrays["fock"].shape:
+                    return saved["guess"]
+            except (ValueError, KeyError):
+                pass  # truncated or of other frames: computed again below
+        from equiscale.quantum.guess import frame_guess
+
+        guess = np.stack([frame_guess(arrays["numbers"], p, self.reader.basis, self.kind) for p in arrays["positions"]])
+        try:
+            self.directory.mkdir(exist_ok=True)
+            _atomic_write(path, lambda file: np.savez(file, guess=guess, frame_index=arrays["frame_index"]))
+        except OSError:
+            pass  # a read-only dataset: the guess is computed each time the shard is loaded
+        return guess
+
+
 class ShardFrames(Dataset):
     """Frames ``indices`` of a DFT dataset directory (sorted, so reading in order loads each shard once).
 
@@ -75,6 +127,7 @@ class ShardFrames(Dataset):
         total = len(self.reader)
         self.indices = sorted({int(i) for i in (range(total) if indices is None else indices)})
         self.guess, self.orbitals, self.window = guess, orbitals, max(1, window)
+        self.guesses = None if guess == "none" else GuessCache(self.reader, guess, window)
         self.shells = self.reader.shells
         shard_of = np.searchsorted([r.stop for r in self.reader.shard_ranges()], self.indices, side="right")
         self.groups: list[list[int]] = []  # positions in self.indices, per shard that holds any
@@ -87,15 +140,19 @@ class ShardFrames(Dataset):
         return len(self.indices)
 
     def __getitem__(self, position: int) -> dict[str, np.ndarray]:
-        return training_frame(self.reader[self.indices[position]], self.reader.basis, self.guess, self.orbitals)
+        return self._frame(self.indices[position], True)
+
+    def _frame(self, index: int, extras: bool) -> dict[str, np.ndarray]:
+        frame = training_frame(self.reader[index], self.reader.basis, "none", self.orbitals and extras)
+        if self.guesses is not None and extras:
+            frame["guess"] = self.guesses[index]
+        return frame
 
     def frames(self, extras: int | None = None) -> Iterator[dict[str, np.ndarray]]:
         """All frames in order (one pass over the shards); only the first ``extras`` (default all)
         with the guess and orbitals, the rest without (what :func:`model_statistics` needs)."""
         for position, index in enumerate(self.indices):
-            full = extras is None or position < extras
-            yield training_frame(self.reader[index], self.reader.basis, self.guess if full else "none",
-                                 self.orbitals and full)
+            yield self._frame(index, extras is None or position < extras)
 
 
 class ShardWindowSampler(Sampler[int]):
