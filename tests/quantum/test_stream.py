@@ -106,7 +106,23 @@ def test_shard_window_shuffling_bounds_memory(large, spy, window):
     assert len([k for k in range(1, 19) if runs[k] != runs[k - 1]]) == 4  # window 1: shard by shard
 
 
-def test_streamed_training_keeps_few_shards_resident(large, tmp_path, spy):
+def test_window_follows_the_memory_budget(large, monkeypatch):
+    from equiscale.quantum import stream
+
+    frames = ShardFrames(large)
+    size = max((large / f"shard-{k:05d}.npz").stat().st_size for k in range(5))
+    assert stream.shard_window(frames.reader, budget=int(7.5 * size)) == 7
+    assert stream.shard_window(frames.reader, guess=True, budget=int(7.5 * size)) == 5  # 7.5 / (4/3)
+    assert stream.shard_window(frames.reader, budget=10) == 2  # never fewer than 2
+    assert frames.window == frames.reader.cache_shards >= 5  # tiny shards: all of them fit the default budget
+    monkeypatch.setattr(stream, "MEMORY_BUDGET", 3 * size)
+    assert ShardFrames(large).reader.cache_shards == 3
+
+
+def test_streamed_training_keeps_few_shards_resident(large, tmp_path, spy, monkeypatch):
+    from equiscale.quantum import stream
+
+    monkeypatch.setattr(stream, "MEMORY_BUDGET", 1)  # a window of 2 shards
     summary = train_hamiltonian(TrainHamiltonian(data=str(large), out=str(tmp_path / "r"), epochs=1, **TINY))
     assert summary["epochs"] == 1 and spy["resident"] <= 2
     # statistics (5 shards) + one training epoch (5) + one validation pass (the 2 held-out frames' shards)

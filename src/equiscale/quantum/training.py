@@ -12,9 +12,10 @@ The loss is the MSE of the H entries in Hartree^2 (over each molecule's own AOs)
 weighted MSEs of the H error in the true occupied orbitals' basis (:func:`occupied_error`), the energy
 per atom, the occupied orbital energies (from the predicted H and the true overlap), the dipole and
 the polarizability. With ``guess`` the model learns ``F - G`` for a cheap one-electron ``G``
-(:mod:`equiscale.quantum.guess`), computed with PySCF when a frame is read. Frames stream from the
-shards (:mod:`equiscale.quantum.stream`): at most a couple of shards are loaded at a time, whatever the
-dataset's size, and training shuffles shards, then frames within a window of shards.
+(:mod:`equiscale.quantum.guess`), computed with PySCF once per frame and kept in side files next to the
+shards. Frames stream from the shards (:mod:`equiscale.quantum.stream`): the shards loaded at a time
+fit a memory budget (256 MB) whatever the dataset's size, and training shuffles the shards, then the
+frames within each window of shards (a dataset within the budget: exactly the in-memory order).
 """
 from __future__ import annotations
 
