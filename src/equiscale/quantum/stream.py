@@ -10,8 +10,8 @@ that each shard is loaded once per epoch: the shard order is permuted, and the f
 are resident. When all the frames fit in one window the order is exactly the one
 ``DataLoader(shuffle=True)`` draws (same use of torch's global generator), so a dataset that fits the
 budget (water in def2-SVP: ~15 KB per frame, so ~17,000 frames) trains to the same numbers streamed
-as held in memory; a larger one mixes ``window`` shards at a time (e.g. 12 shards of 10 frames of
-300 orbitals), which is why its order differs from a full permutation.
+as held in memory; a larger one mixes ``window`` shards at a time (e.g. 11 shards of 10 frames of
+300 orbitals, 8 with a guess), which is why its order differs from a full permutation.
 
 The guess (``--guess sap|core``) is cached in side files next to the shards (:class:`GuessCache`,
 ``<dataset>/guess-sap/shard-00000.npz``, one per shard, written atomically the first time a shard is
@@ -25,10 +25,9 @@ cached guess and the orbitals) costs 0.4 ms of CPU per water frame, ~3% of its t
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
-
-from collections import OrderedDict
 
 import numpy as np
 import torch
