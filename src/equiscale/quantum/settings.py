@@ -127,8 +127,9 @@ class TrainHamiltonian(TrainingSettings):
                                      "the occupied orbitals: C_occ^T (H - F) C, the occupied-virtual entries scaled by "
                                      "gap / (eps_a - eps_i), i.e. the errors that move orbital energies and the "
                                      "density (Hartree^2)", check=non_negative)
-    guess: str = setting("none", help="learn F minus a cheap one-electron guess computed with PySCF for every frame: "
-                         "core (T + V_nuc) or sap (T + V_nuc + superposed atomic potentials); none: F itself",
+    guess: str = setting("none", help="learn F minus a cheap one-electron guess (PySCF integrals, computed once per frame "
+                         "and kept in DATA/guess-KIND/ beside the shards): core (T + V_nuc) or sap (T + V_nuc + "
+                         "superposed atomic potentials); none: F itself",
                          choices=GUESSES)
     dipole_weight: float = setting(0.0, help="weight of the dipole MSE (atomic units)", check=non_negative)
     polarizability_weight: float = setting(0.0, help="weight of the polarizability MSE (atomic units)",
