@@ -116,7 +116,7 @@ def _core_commands(applications: Sequence[Application]) -> dict[str, Command]:
                    f"({names}), then the symmetry check (the equivariance of the symmetry core and of every model "
                    "trained by the sections, in float64 and float32). Writes DIR/report.md after each section, with "
                    "PNG figures beside it, and prints a summary table. Ctrl-C keeps the finished sections. The full "
-                   "demo takes 10-17 minutes on 2 CPU cores, --quick about a minute and a half.")
+                   "demo takes about 13-20 minutes on 2 CPU cores, --quick about a minute and a half.")
     return {"check": check, "demo": demo}
 
 
