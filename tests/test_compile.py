@@ -15,12 +15,12 @@ Cases that fail because of a graph break in a file owned elsewhere are marked
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Dict, Tuple, Union
 
 import pytest
 import torch
 
+from equiscale import _kernels
 from equiscale import nn as enn
 from equiscale import o3
 
@@ -441,11 +441,7 @@ def _fluid_models():
 APPLICATION_CASES: Dict[str, Case] = {"atomistic:energy": _potential_energy, "atomistic:core": _potential_core,
                                       "quantum:hamiltonian": _hamiltonian,
                                       **{f"continuum:{m}": _fluid(m) for m in _fluid_models()}}
-_QUANTUM = ("quantum/properties.py: symmetric_cartesian calls the lru_cache'd _symmetric(), which dynamo traces "
-            "through (it ignores the cache), building o3.CartesianTensor('ij=ji') from Fractions in the graph "
-            "(Unsupported: UserDefinedObjectVariable(Fraction)); the plan/core split itself traces: build the "
-            "CartesianTensor once in PropertyHeads.__init__ or as a module constant")
-APPLICATION_BREAKS: Dict[str, str] = {"quantum:hamiltonian": _QUANTUM}
+APPLICATION_BREAKS: Dict[str, str] = {}
 APPLICATION_EXPORT_FAILURES: Dict[str, str] = {}
 
 
@@ -478,3 +474,26 @@ def test_potential_forces_through_the_compiled_core():
     finally:
         model.compile_inference(False)
     _assert_same((compiled["energy"], compiled["forces"]), (eager["energy"], eager["forces"]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_training_a_per_edge_uvu_product_compiles_on_the_pytorch_path(dtype):
+    """Forward and backward of the fast uvu path (weights per row) trace with fullgraph, gradients equal eager."""
+    irreps1, irreps2 = o3.Irreps("4x0e+4x1o"), o3.Irreps("1x0e+1x1o+1x2e")
+    outputs, instructions = [], []
+    for i1, (mul, ir1) in enumerate(irreps1):
+        for i2, (_, ir2) in enumerate(irreps2):
+            for ir in ir1 * ir2:
+                outputs.append((mul, ir))
+                instructions.append((i1, i2, len(outputs) - 1, "uvu", True))
+    tp = o3.TensorProduct(irreps1, irreps2, o3.Irreps(outputs), instructions, shared_weights=False,
+                          internal_weights=False)
+    x = torch.randn(5, irreps1.dim, dtype=dtype, requires_grad=True)
+    y = torch.randn(5, irreps2.dim, dtype=dtype)
+    w = torch.randn(5, tp.weight_numel, dtype=dtype, requires_grad=True)
+    with _kernels.pytorch_path():
+        expected = torch.autograd.grad(tp(x, y, w).square().sum(), (x, w))
+        compiled = torch.compile(tp, fullgraph=True, backend="aot_eager")
+        got = torch.autograd.grad(compiled(x, y, w).square().sum(), (x, w))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)

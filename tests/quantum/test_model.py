@@ -160,16 +160,10 @@ def test_plan_holds_the_index_work_and_core_of_plan_is_forward(model):
 
 
 @pytest.mark.parametrize("backend", ["eager", pytest.param("inductor", marks=pytest.mark.slow)])
-def test_core_compiles_without_graph_break(model, monkeypatch, backend):
-    """The core under torch.compile(fullgraph=True) equals eager, once the property head's CartesianTensor is
-    a constant (its lru_cache'd construction in quantum/properties.py breaks the graph: tests/test_compile.py)."""
-    from equiscale.quantum import properties
-
-    monkeypatch.setattr(properties, "_symmetric", lambda cartesian=properties._symmetric(): cartesian)
+def test_core_compiles_without_graph_break(model, backend):
+    """The core under torch.compile(fullgraph=True) equals eager."""
     batch = _batch(torch.float64, torch.Generator().manual_seed(8))
     plan = model.plan(batch)
-    # eager first: it loads the compiled kernels; without them o3's PyTorch path of a TensorProduct with
-    # per-edge weights breaks the graph under grad mode (_tp_fast: torch.sum(out=non-contiguous view))
     expected = model.core(batch["positions"], plan)
     torch._dynamo.reset()
     try:

@@ -221,7 +221,11 @@ def _uvu_weight_grad(plan, prods, gw, gw_int, a, n, gw_index) -> None:
     buf[:, -1] = 0
     for s in plan.segsums:
         src = prods[s.group].narrow(1, s.r0, s.npath * s.k * s.u).view(n, s.npath, s.k, s.u)
-        torch.sum(src, 2, out=buf.narrow(1, s.gw0, s.npath * s.u).view(n, s.npath, s.u))
+        target = buf.narrow(1, s.gw0, s.npath * s.u).view(n, s.npath, s.u)
+        if torch.compiler.is_compiling():  # dynamo refuses out= into a non-contiguous view
+            target.copy_(src.sum(2))
+        else:
+            torch.sum(src, 2, out=target)
     torch.index_select(buf, 1, gw_index, out=gw.narrow(0, a, n))
 
 

@@ -11,7 +11,6 @@ dipole and polarizability, positions in Angstrom in.
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, Mapping, Sequence
 
@@ -29,9 +28,9 @@ BOHR = 0.52917721092
 """Angstrom per Bohr."""
 
 
-@functools.lru_cache(maxsize=1)
-def _symmetric() -> o3.CartesianTensor:
-    return o3.CartesianTensor("ij=ji")
+SYMMETRIC = o3.CartesianTensor("ij=ji")
+"""Symmetric 3x3 tensors as ``1x0e+1x2e``, built once at import (~20 ms): ``torch.compile`` traces the
+calls of a constant, where it would trace (and fail on) a cached construction."""
 
 
 def symmetric_cartesian(scalar: torch.Tensor, quadrupole: torch.Tensor) -> torch.Tensor:
@@ -42,7 +41,7 @@ def symmetric_cartesian(scalar: torch.Tensor, quadrupole: torch.Tensor) -> torch
     ``R T R^T``; the trace is ``3 scalar``. (The same numbers as ``sqrt(5) sum_M C^{1 1 2}[:, :, M] q_M``.)
     """
     coefficients = torch.cat([scalar[..., None] * math.sqrt(3.0), quadrupole], dim=-1)
-    return _symmetric().to_cartesian(coefficients)
+    return SYMMETRIC.to_cartesian(coefficients)
 
 
 class PropertyHeads(nn.Module):
