@@ -26,10 +26,10 @@ This module is light (no torch at import): the command line imports it to build 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from equiscale.settings import Settings, setting
+from equiscale.deploy_settings import ExportSettings
+from equiscale.settings import setting
 
 __all__ = ["ExportPotential", "export_potential", "potential_for_export"]
 
@@ -39,24 +39,11 @@ OUTPUTS = "energy () eV; forces (N,3) eV/A; stress (3,3) eV/A^3 (ASE sign, zero 
 
 
 @dataclass
-class ExportPotential(Settings):
+class ExportPotential(ExportSettings):
     """``equiscale export potential``: an AOTInductor package (or exported program) of a trained potential."""
 
-    checkpoint: str = setting(None, help="best.pt or last.pt written by `equiscale train potential` (a run "
-                              "directory: its best.pt)", positional=True, required=True, metavar="CHECKPOINT")
-    out: str = setting("model.pt2", help="the file to write", metavar="FILE.pt2")
-    format: str = setting("aoti", help="'aoti': AOTInductor package, compiled C++ for this machine (Python: "
-                          "torch._inductor.aoti_load_package, C++: AOTIModelPackageLoader); 'program': a "
-                          "torch.export program (torch.export.load), quick to write", choices=("aoti", "program"))
-    dtype: str = setting("float32", help="precision of the exported function", choices=("float32", "float64"))
-    device: str = setting("cpu", help="device the package is compiled for ('cpu', 'cuda')")
     ema: bool = setting(True, help="the moving average of the weights when the run kept one (--no-ema: the "
                         "last trained weights)")
-
-
-def _checkpoint_file(path: str) -> Path:
-    file = Path(path)
-    return file / "best.pt" if file.is_dir() else file
 
 
 def potential_for_export(model: Any) -> Any:
@@ -116,8 +103,9 @@ def export_potential(settings: ExportPotential) -> int:
 
     from equiscale import __version__, deploy
     from equiscale.atomistic.checkpoints import load_potential
+    from equiscale.check import checkpoint_file
 
-    file = _checkpoint_file(settings.checkpoint)
+    file = checkpoint_file(settings.checkpoint)
     dtype = getattr(torch, settings.dtype)
     model = load_potential(file, device=settings.device, dtype=dtype, ema=settings.ema)
     for parameter in model.parameters():

@@ -10,26 +10,16 @@ This module is light (no torch at import): the command line imports it to build 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from equiscale.settings import Settings, setting
+from equiscale.deploy_settings import ExportSettings
 
 __all__ = ["ExportFluid", "export_fluid", "fluid_for_export"]
 
 
 @dataclass
-class ExportFluid(Settings):
+class ExportFluid(ExportSettings):
     """``equiscale export fluid``: an AOTInductor package (or exported program) of a fluid surrogate."""
-
-    checkpoint: str = setting(None, help="best.pt or last.pt written by `equiscale train fluid` (a run directory: "
-                              "its best.pt)", positional=True, required=True, metavar="CHECKPOINT")
-    out: str = setting("model.pt2", help="the file to write", metavar="FILE.pt2")
-    format: str = setting("aoti", help="'aoti': AOTInductor package, compiled C++ for this machine (Python: "
-                          "torch._inductor.aoti_load_package, C++: AOTIModelPackageLoader); 'program': a "
-                          "torch.export program (torch.export.load), quick to write", choices=("aoti", "program"))
-    dtype: str = setting("float32", help="precision of the exported function", choices=("float32", "float64"))
-    device: str = setting("cpu", help="device the package is compiled for ('cpu', 'cuda')")
 
 
 def fluid_for_export(model: Any) -> Any:
@@ -47,21 +37,17 @@ def fluid_for_export(model: Any) -> Any:
     return FluidStep().eval()
 
 
-def _checkpoint_file(path: str) -> Path:
-    file = Path(path)
-    return file / "best.pt" if file.is_dir() else file
-
-
 def export_fluid(settings: ExportFluid) -> int:
     """Run ``equiscale export fluid``: load, wrap, export, write; prints what was written."""
     import torch
     from torch.export import Dim
 
     from equiscale import __version__, deploy
+    from equiscale.check import checkpoint_file
     from equiscale.continuum.training import KIND, run_model
     from equiscale.train import load_checkpoint
 
-    file = _checkpoint_file(settings.checkpoint)
+    file = checkpoint_file(settings.checkpoint)
     state = load_checkpoint(file, kind=KIND, map_location="cpu")
     header = state["header"]
     statistics = header.get("statistics") or {}
