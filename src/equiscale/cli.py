@@ -43,8 +43,8 @@ class Parser(argparse.ArgumentParser):
 class CheckSettings(Settings):
     """Options of ``equiscale check``."""
 
-    checkpoints: list[str] = setting(None, help="run directory (a committee: each member), or .pt checkpoint", positional=True, required=True,
-                                     metavar="CHECKPOINT")
+    checkpoints: list[str] = setting(None, help="run directory (a committee: each member), or .pt checkpoint",
+                                     positional=True, required=True, metavar="CHECKPOINT")
     samples: int = setting(4, help="random group elements per check", check=positive)
     rollout: int = setting(10, help="models that step in time: also check a rollout of this many steps "
                            "(0: one step only)", check=lambda v: None if v >= 0 else "must be >= 0")
