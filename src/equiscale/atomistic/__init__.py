@@ -5,7 +5,7 @@ Units are ASE's: eV, Angstrom, eV/Angstrom, eV/Angstrom^3 (stress, ASE's sign co
 name below is imported on first use, so that the command line's application declaration
 (:mod:`equiscale.atomistic.app`) imports no torch.
 """
-from typing import Any
+from equiscale._lazy import lazy_attributes
 
 __all__ = [
     "AtomicStructure",
@@ -56,10 +56,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Every public name, imported on first use (``equiscale.atomistic.app`` stays light: no torch)."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'equiscale.atomistic' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -9,14 +9,9 @@ rollouts, evaluation and figures.
 """
 from __future__ import annotations
 
-from typing import Any
+from equiscale._lazy import lazy_attributes
 
 __all__ = ["simulate_vorticity", "random_vorticity", "taylor_green_vorticity", "velocity"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from equiscale.continuum import simulate
-
-        return getattr(simulate, name)
-    raise AttributeError(f"module 'equiscale.continuum' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {name: "equiscale.continuum.simulate" for name in __all__})

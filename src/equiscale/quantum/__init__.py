@@ -7,7 +7,7 @@ atomic units; AO matrices are stored and predicted in our irreps basis, and
 on first use, so that importing the package (and the command line's application declaration)
 imports no torch and no PySCF.
 """
-from typing import Any
+from equiscale._lazy import lazy_attributes
 
 __all__ = [
     "shells_of",
@@ -54,10 +54,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Every public name, imported on first use (no torch or PySCF at package import)."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'equiscale.quantum' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

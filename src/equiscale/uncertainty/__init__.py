@@ -10,13 +10,14 @@
 
 Names are imported on first use, so :mod:`equiscale.settings` can read ``committee.json`` without torch.
 """
-from typing import Any
+from equiscale._lazy import lazy_attributes
 
-__all__ = ["Committee", "load_committee", "train_committee", "is_committee", "read_committee", "Calibration",
-           "calibrate", "fit_scale", "calibration_curve", "calibration_plot", "spearman"]
+__all__ = ["Committee", "committee_members", "load_committee", "train_committee", "is_committee", "read_committee",
+           "Calibration", "calibrate", "fit_scale", "calibration_curve", "calibration_plot", "spearman"]
 
 _LAZY = {
     "Committee": "equiscale.uncertainty.model",
+    "committee_members": "equiscale.uncertainty.model",
     "load_committee": "equiscale.uncertainty.model",
     "train_committee": "equiscale.uncertainty.committee",
     "is_committee": "equiscale.uncertainty.files",
@@ -30,10 +31,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Every public name, imported on first use."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'equiscale.uncertainty' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
