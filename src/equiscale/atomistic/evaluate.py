@@ -108,11 +108,11 @@ def load_potential_committee(path: str | os.PathLike, device: str = "cpu", dtype
     from pathlib import Path
 
     from equiscale.atomistic.checkpoints import load_potential
+    from equiscale.check import checkpoint_file
     from equiscale.uncertainty import load_committee
 
     def member(folder: Path) -> EquivariantPotential:
-        file = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "last.pt"
-        return load_potential(file, device=device, dtype=dtype)
+        return load_potential(checkpoint_file(folder), device=device, dtype=dtype)
 
     return load_committee(path, member).eval()
 

@@ -53,7 +53,7 @@ def load_fluid_committee(path: str | os.PathLike, which: str = "best") -> tuple[
     """The committee trained into ``path`` (each member's ``best.pt``) and the record of member 0,
     with ``members`` (their number) and ``parameters`` (summed over the members) added."""
     from equiscale.continuum.training import load_run
-    from equiscale.uncertainty.model import load_committee
+    from equiscale.uncertainty.model import committee_members
 
     records: list[dict[str, Any]] = []
 
@@ -62,7 +62,7 @@ def load_fluid_committee(path: str | os.PathLike, which: str = "best") -> tuple[
         records.append(record)
         return model
 
-    committee = FluidCommittee(list(load_committee(path, member).members)).eval()
+    committee = FluidCommittee(committee_members(path, member)).eval()
     record = dict(records[0])
     record["members"] = len(committee)
     record["parameters"] = sum(int(r.get("parameters") or 0) for r in records)

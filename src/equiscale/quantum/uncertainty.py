@@ -82,7 +82,7 @@ def load_hamiltonian_committee(path: str | os.PathLike, dtype: str | torch.dtype
             on different basis descriptions or with different guesses.
     """
     from equiscale.quantum.training import load_hamiltonian
-    from equiscale.uncertainty.model import load_committee
+    from equiscale.uncertainty.model import committee_members
 
     states: list[dict[str, Any]] = []
 
@@ -91,7 +91,7 @@ def load_hamiltonian_committee(path: str | os.PathLike, dtype: str | torch.dtype
         states.append(state)
         return model
 
-    committee = HamiltonianCommittee(list(load_committee(path, member).members)).eval()
+    committee = HamiltonianCommittee(committee_members(path, member)).eval()
     shells = [s["header"]["statistics"]["shells"] for s in states]
     if any(s != shells[0] for s in shells):
         raise ValueError(f"{path}: the committee's members were trained on different basis descriptions")

@@ -19,7 +19,7 @@ from torch import nn
 
 from equiscale.uncertainty.files import read_committee
 
-__all__ = ["Committee", "load_committee", "reduce_outputs"]
+__all__ = ["Committee", "committee_members", "load_committee", "reduce_outputs"]
 
 
 def reduce_outputs(outputs: Sequence[Any], reduce: Callable[[torch.Tensor], torch.Tensor]) -> Any:
@@ -87,13 +87,10 @@ class Committee(nn.Module):
             return getattr(members[0], name)  # what the members share (e.g. a potential's cutoff)
 
 
-def load_committee(path: str | os.PathLike, loader: Callable[[Path], nn.Module]) -> Committee:
-    """The committee trained into ``path`` with ``--ensemble N``, each member loaded by the application.
+def committee_members(path: str | os.PathLike, loader: Callable[[Path], nn.Module]) -> list[nn.Module]:
+    """The members of the committee trained into ``path``, each loaded by ``loader`` (see :func:`load_committee`).
 
-    Args:
-        path: the run directory holding ``committee.json``.
-        loader: the application's own loader, called with each member's run directory
-            (``path/member-K``), e.g. ``lambda d: load_potential(d / "best.pt")``.
+    For an application's own :class:`Committee` subclass: ``FluidCommittee(committee_members(path, loader))``.
 
     Raises:
         FileNotFoundError: ``path`` is not a committee, or a member has no checkpoint yet.
@@ -106,4 +103,19 @@ def load_committee(path: str | os.PathLike, loader: Callable[[Path], nn.Module])
         if not folder.is_dir():
             raise FileNotFoundError(f"{path}: committee member {name} was never trained (resume the run with --resume)")
         members.append(loader(folder))
-    return Committee(members)
+    return members
+
+
+def load_committee(path: str | os.PathLike, loader: Callable[[Path], nn.Module]) -> Committee:
+    """The committee trained into ``path`` with ``--ensemble N``, each member loaded by the application.
+
+    Args:
+        path: the run directory holding ``committee.json``.
+        loader: the application's own loader, called with each member's run directory
+            (``path/member-K``), e.g. ``lambda d: load_potential(d / "best.pt")``.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a committee, or a member has no checkpoint yet.
+        ValueError: ``committee.json`` is unreadable, or a member's loader refused its checkpoint.
+    """
+    return Committee(committee_members(path, loader))
